@@ -1,0 +1,149 @@
+"""Runtime settings: defaults, then a TOML file (``SPOTKIT_CONFIG``), then ``SPOTKIT_*`` variables.
+
+Settings are validated once, up front, and every error names the setting (file key and variable) and
+the fix. Nothing here is global: callers build a `Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import ConfigError
+
+
+def default_home() -> Path:
+    return Path.home() / ".local" / "share" / "spotkit"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node or a CLI call needs to find its queue, store, cache and engine."""
+
+    home: Path
+    queue: str
+    store: str
+    node_name: str
+    cache_dir: Path
+    segment_max_seconds: float = 30.0
+    max_deliveries: int = 5
+    lease_seconds: int = 60
+    batch_size: int = 8
+    idle_seconds: float = 3.0
+    heartbeat_seconds: float = 5.0
+    retry_seconds: float = 2.0
+    metrics_port: int = 0
+    model: str = "tiny.en"
+    model_path: str = ""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    language: str = ""
+
+    def validate(self) -> Settings:
+        checks: list[tuple[str, bool, str]] = [
+            ("segment_max_seconds", 1.0 <= self.segment_max_seconds <= 30.0,
+             "must be between 1 and 30 seconds (Whisper's window is 30 s)"),
+            ("max_deliveries", self.max_deliveries >= 1, "must be at least 1"),
+            ("lease_seconds", 1 <= self.lease_seconds <= 7 * 24 * 3600,
+             "must be 1 s to 7 days (Azure's visibility-timeout range)"),
+            ("batch_size", 1 <= self.batch_size <= 32, "must be 1..32 (Azure returns at most 32 messages)"),
+            ("idle_seconds", self.idle_seconds > 0, "must be positive"),
+            ("heartbeat_seconds", self.heartbeat_seconds > 0, "must be positive"),
+            ("retry_seconds", self.retry_seconds >= 0, "must be 0 or more"),
+            ("metrics_port", 0 <= self.metrics_port <= 65535, "must be a TCP port, or 0 for none"),
+            ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
+            ("node_name", bool(self.node_name.strip()), "must not be empty"),
+            ("model", bool(self.model.strip()) or bool(self.model_path), "name a model or a model_path"),
+        ]
+        for key, ok, why in checks:
+            if not ok:
+                raise ConfigError(f"{key} = {getattr(self, key)!r} {why} ({_where(key)})")
+        return self
+
+
+def _where(key: str) -> str:
+    return f"set it with {ENV_PREFIX}{key.upper()} or `{key}` in the config file"
+
+
+ENV_PREFIX = "SPOTKIT_"
+# Environment names that differ from the upper-cased field name.
+_ENV_ALIASES = {"queue": "SPOTKIT_QUEUE", "store": "SPOTKIT_STORE"}
+
+
+def _coerce(key: str, raw: Any, kind: type, source: str) -> Any:
+    try:
+        if kind is Path:
+            return Path(str(raw)).expanduser()
+        if kind is bool:
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{key} = {raw!r} from {source} is not a valid {kind.__name__}; fix it in {source}"
+        ) from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build validated settings from defaults, the config file, the environment and overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    types = {f.name: _field_type(f.type) for f in fields(Settings)}
+
+    config_path = env.get("SPOTKIT_CONFIG")
+    if config_path:
+        values.update(_read_config_file(Path(config_path), types))
+    for key, kind in types.items():
+        name = _ENV_ALIASES.get(key, ENV_PREFIX + key.upper())
+        if env.get(name):
+            values[key] = _coerce(key, env[name], kind, f"environment variable {name}")
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, types[key], "the command line")
+
+    home = values.get("home") or default_home()
+    values["home"] = home
+    values.setdefault("queue", f"sqlite:///{home / 'queue.db'}")
+    values.setdefault("store", f"file://{home / 'store'}")
+    values.setdefault("node_name", socket.gethostname())
+    values.setdefault("cache_dir", home / "cache")
+    return Settings(**values).validate()
+
+
+def _field_type(annotation: Any) -> type:
+    mapping = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
+    return mapping[str(annotation)]
+
+
+def _read_config_file(path: Path, types: dict[str, type]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"SPOTKIT_CONFIG points at {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in types:
+            known = ", ".join(sorted(types))
+            raise ConfigError(f"unknown key {key!r} in config file {path}; known keys: {known}")
+        values[key] = _coerce(key, raw, types[key], f"config file {path}")
+    return values
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process load exactly these settings."""
+    env = {}
+    for f in fields(Settings):
+        name = _ENV_ALIASES.get(f.name, ENV_PREFIX + f.name.upper())
+        env[name] = str(getattr(settings, f.name))
+    return env
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes).validate()

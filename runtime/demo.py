@@ -1,0 +1,131 @@
+"""The embedded end-to-end run behind ``make demo``: no cloud account, everything on this machine.
+
+SQLite queue + local-disk store under a fresh directory, a shipped sample (speech with long
+silences), two agent processes, a progress bar, the transcript, a summary — then the same file
+again, to show that nothing is transcribed twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from subprocess import Popen
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from runtime.config import Settings, load_settings
+from runtime.errors import SpotkitError
+from runtime.formats import render
+from runtime.jobs import SubmitReport, assemble, job_status, submit
+from runtime.local_agents import start_agent, stop_agent
+from runtime.queue import open_queue
+from runtime.store import open_store
+from runtime.usage import read_usage
+from runtime.work import TaskOptions
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("runtime") / "samples" / "demo.flac"))
+
+
+@dataclass(frozen=True)
+class PassResult:
+    report: SubmitReport
+    transcript: str
+    wall_seconds: float
+    outcomes: dict[str, int]
+    by_node: dict[str, int]
+
+
+def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Console) -> PassResult:
+    queue, store = open_queue(settings.queue), open_store(settings.store)
+    queue.ensure()
+    store.ensure()
+    pass_started = time.time()
+    report = submit(media, queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds)
+    started = time.monotonic()
+    agents: list[Popen[bytes]] = [start_agent(settings, node, "--until-idle") for node in nodes]
+    try:
+        with Progress(TextColumn("[bold]transcribing"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} segments"), TimeElapsedColumn(),
+                      console=console) as bar:
+            task = bar.add_task("segments", total=report.segments)
+            wall = 0.0
+            # Agents run --until-idle: they exit once the queue stays empty. Progress is what has
+            # left the queue (answered from the cache or transcribed).
+            while not all(a.poll() is not None for a in agents):
+                left = queue.approximate_count()
+                bar.update(task, completed=max(0, report.segments - left))
+                if left == 0 and not wall:
+                    wall = time.monotonic() - started
+                time.sleep(0.1)
+            bar.update(task, completed=report.segments)
+        wall = wall or time.monotonic() - started
+        status = job_status(store, report.job)
+    finally:
+        codes = [stop_agent(agent) for agent in agents]
+    if any(codes):
+        raise SpotkitError(f"an agent exited with {codes}; see the logs in {settings.home / 'logs'}")
+    if not status.complete:
+        raise SpotkitError(f"job {report.job} did not complete: {status.as_dict()}")
+    _, cues = assemble(store, report.job)
+    outcomes: dict[str, int] = {}
+    by_node: dict[str, int] = {}
+    for record in read_usage(store):
+        if record.job == report.job and record.started_at >= pass_started:
+            outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+            by_node[record.node] = by_node.get(record.node, 0) + 1
+    return PassResult(report, render(cues, "srt"), wall, outcomes, by_node)
+
+
+def run_demo(home: Path, media: Path | None = None, nodes: int = 2, console: Console | None = None) -> int:
+    console = console or Console()
+    media = media or sample_path()
+    if home.exists():
+        shutil.rmtree(home)
+    # Short segments and small batches so the sample spreads over both agents.
+    settings = load_settings(env={}, home=home, segment_max_seconds=10, idle_seconds=2, batch_size=2)
+    console.rule("spotkit demo — embedded queue (SQLite), local store, local agents")
+    console.print(f"state in {home}\nmedia: {media}")
+    names = [f"local-{i + 1}" for i in range(nodes)]
+    first = _run_pass(settings, media, names, console)
+    console.print(f"\n[bold]job {first.report.job}[/bold] — transcript (SRT):\n")
+    console.print(first.transcript, markup=False, highlight=False, soft_wrap=True)
+
+    console.print("[bold]Submitting the same file again[/bold] (same job id, answers from the cache)…")
+    second = _run_pass(settings, media, names[:1], console)
+    identical = second.transcript == first.transcript
+    table = Table(title="summary")
+    table.add_column("")
+    table.add_column("first pass", justify="right")
+    table.add_column("same file again", justify="right")
+    r = first.report
+    rows = [
+        ("job id", r.job[:12] + "…", "same" if second.report.job == r.job else second.report.job),
+        ("segments", str(r.segments), str(second.report.segments)),
+        ("audio / speech s", f"{r.duration_seconds:.1f} / {r.speech_seconds:.1f}", "same"),
+        ("silence never transcribed", f"{r.silence_share:.0%}", f"{second.report.silence_share:.0%}"),
+        ("transcribed / cache hits", _hits(first), _hits(second)),
+        ("segments per node", _fmt(first.by_node), _fmt(second.by_node)),
+        ("wall seconds", f"{first.wall_seconds:.1f}", f"{second.wall_seconds:.1f}"),
+        ("audio s per wall s", f"{r.duration_seconds / first.wall_seconds:.1f}",
+         f"{r.duration_seconds / second.wall_seconds:.1f}"),
+        ("identical transcript", "", "yes" if identical else "NO"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return 0 if identical and second.report.job == r.job else 1
+
+
+def _hits(result: PassResult) -> str:
+    return f"{result.outcomes.get('done', 0)} / {result.outcomes.get('cache-hit', 0)}"
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"

@@ -1,0 +1,1 @@
+"""Engines: the `Transcriber` interface and its providers, chosen by `factory.open_transcriber`."""

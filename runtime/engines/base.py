@@ -1,0 +1,34 @@
+"""The engine contract the agent programs against.
+
+``transcribe_batch`` takes segments (already decoded 16 kHz PCM) and returns one result per segment,
+in order, with cue times relative to the segment's own audio. Providers batch internally; the agent
+hands them as many segments as it has. A provider raises `runtime.errors.EngineError` when a batch
+fails, and the agent returns the batch's segments to the queue with that reason.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from runtime.media import Pcm
+from runtime.work import TaskOptions, TranscriptResult
+
+
+@dataclass(frozen=True)
+class AudioItem:
+    segment: str
+    pcm: Pcm
+    options: TaskOptions
+
+
+class Transcriber(ABC):
+    engine: str
+    model: str
+
+    @abstractmethod
+    def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
+        """One result per item, same order."""
+
+    def close(self) -> None:
+        """Free the model; the default holds nothing."""

@@ -1,0 +1,45 @@
+"""The project's own error types.
+
+SDK and library exceptions are mapped to these at the boundary (queue, store, media, engine), so the
+agent and the CLI deal with one vocabulary and every message can say what to do next.
+"""
+
+
+class SpotkitError(Exception):
+    """Base class; the CLI prints ``str(err)`` as a one-line error and exits non-zero."""
+
+
+class ConfigError(SpotkitError):
+    """A setting is missing or malformed; the message names the key and the fix."""
+
+
+class MediaError(SpotkitError):
+    """An input file cannot be decoded into audio (missing, empty, not media, truncated)."""
+
+
+class QueueError(SpotkitError):
+    """The queue backend failed in a way a retry may fix (network, throttling, locked database)."""
+
+
+class LeaseLost(QueueError):
+    """The pop receipt is stale: another consumer holds the message now, or it was deleted.
+
+    The holder of a stale receipt must not delete or requeue the message; any result it produced was
+    written write-if-absent, so nothing is lost or duplicated.
+    """
+
+
+class StoreError(SpotkitError):
+    """The store backend failed."""
+
+
+class NotFound(StoreError):
+    """No object under that key."""
+
+
+class EngineError(SpotkitError):
+    """An engine could not process a batch; the segments go back to the queue with this reason."""
+
+
+class BadMessage(SpotkitError):
+    """A queue message cannot be understood; retrying will not help, so it is poisoned at once."""

@@ -1,0 +1,184 @@
+"""Submit media as segments, report a job's progress, and assemble its results in source time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.audio_codec import encode_flac
+from runtime.errors import MediaError, NotFound, SpotkitError
+from runtime.heartbeat import read_heartbeats
+from runtime.media import SAMPLE_RATE, decode_file
+from runtime.queue.base import WorkQueue
+from runtime.segmenter import find_speech, pack_spans, to_source_seconds
+from runtime.store.base import ObjectStore
+from runtime.work import (
+    JobManifest,
+    SegmentRef,
+    TaskOptions,
+    TranscriptResult,
+    WorkItem,
+    audio_key,
+    job_id,
+    job_key,
+    poison_key,
+    result_key,
+    segment_id,
+)
+
+# progress(stage, done, total): stages are "decode", "speech", "upload".
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    job: str
+    resubmitted: bool
+    segments: int
+    duration_seconds: float
+    speech_seconds: float
+
+    @property
+    def silence_share(self) -> float:
+        if self.duration_seconds <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.speech_seconds / self.duration_seconds)
+
+
+def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOptions,
+           segment_max_seconds: float, progress: Progress = _no_progress) -> SubmitReport:
+    """Decode, find speech, upload segment audio, write the manifest, then enqueue.
+
+    Nothing is enqueued unless every earlier step succeeded, so bad input leaves no work behind.
+    Resubmitting the same file and options yields the same job id and the same segment ids; the
+    agents then answer every segment from the cache.
+    """
+    progress("decode", 0, 1)
+    pcm = decode_file(path)
+    data_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+    job = job_id(data_hash, options, segment_max_seconds)
+    progress("decode", 1, 1)
+
+    progress("speech", 0, 1)
+    plans = pack_spans(find_speech(pcm, segment_max_seconds), segment_max_seconds)
+    progress("speech", 1, 1)
+    if not plans:
+        raise MediaError(f"{path}: no speech found in {pcm.seconds:.1f} s of audio; nothing to do")
+
+    refs: list[SegmentRef] = []
+    for index, plan in enumerate(plans):
+        audio = plan.audio(pcm)
+        seg = segment_id(audio, options)
+        if not store.exists(audio_key(seg)):
+            store.put_if_absent(audio_key(seg), encode_flac(audio))
+        refs.append(SegmentRef(seg, index, [list(span) for span in plan.spans],
+                               round(plan.samples / SAMPLE_RATE, 3)))
+        progress("upload", index + 1, len(plans))
+
+    manifest = JobManifest(
+        job=job, source=path.name, source_sha256=data_hash,
+        duration_seconds=round(pcm.seconds, 3),
+        speech_seconds=round(sum(r.speech_seconds for r in refs), 3),
+        options=options, segment_max_seconds=segment_max_seconds, segments=refs,
+    )
+    resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
+    for ref in refs:
+        queue.send(WorkItem(job, ref.id, options, ref.speech_seconds).encode())
+    return SubmitReport(job, resubmitted, len(refs), manifest.duration_seconds, manifest.speech_seconds)
+
+
+def load_manifest(store: ObjectStore, job: str) -> JobManifest:
+    try:
+        return JobManifest.from_bytes(store.get(job_key(job)))
+    except NotFound:
+        raise SpotkitError(
+            f"no job {job!r} in {store.url}; check the id printed by `spotkit submit`") from None
+
+
+@dataclass
+class JobStatus:
+    job: str
+    source: str
+    total: int
+    done: int = 0
+    in_flight: int = 0
+    queued: int = 0
+    poisoned: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to wait for: every segment is done or poisoned."""
+        return self.done + len(self.poisoned) == self.total
+
+    def as_dict(self) -> dict[str, object]:
+        return {"job": self.job, "source": self.source, "segments": self.total, "done": self.done,
+                "in_flight": self.in_flight, "queued": self.queued, "poisoned": self.poisoned,
+                "complete": self.complete}
+
+
+def job_status(store: ObjectStore, job: str, now: float | None = None,
+               heartbeat_max_age: float = 30.0) -> JobStatus:
+    manifest = load_manifest(store, job)
+    now = time.time() if now is None else now
+    task = manifest.options.task
+    in_flight: set[str] = set()
+    for beat in read_heartbeats(store):
+        if beat.is_fresh(now, heartbeat_max_age):
+            in_flight.update(beat.in_flight)
+    status = JobStatus(job, manifest.source, len(manifest.segments))
+    for ref in manifest.segments:
+        if store.exists(result_key(task, ref.id)):
+            status.done += 1
+        elif ref.id in in_flight:
+            status.in_flight += 1
+        elif store.exists(poison_key(ref.id)):
+            record = json.loads(store.get(poison_key(ref.id)))
+            status.poisoned.append({"segment": ref.id, "index": str(ref.index),
+                                    "reason": str(record.get("reason", ""))})
+        else:
+            status.queued += 1
+    return status
+
+
+@dataclass(frozen=True)
+class SourceCue:
+    start: float  # seconds in the source file
+    end: float
+    text: str
+
+
+def assemble(store: ObjectStore, job: str) -> tuple[JobManifest, list[SourceCue]]:
+    """Every cue of a complete job, in source time order. Refuses an incomplete job."""
+    manifest = load_manifest(store, job)
+    task = manifest.options.task
+    cues: list[SourceCue] = []
+    missing = 0
+    for ref in manifest.segments:
+        try:
+            result = TranscriptResult.from_bytes(store.get(result_key(task, ref.id)))
+        except NotFound:
+            missing += 1
+            continue
+        spans = [(int(a), int(b)) for a, b in ref.spans]
+        for cue in result.cues:
+            if cue.text.strip():
+                start = to_source_seconds(spans, cue.start)
+                end = max(start, to_source_seconds(spans, cue.end))
+                cues.append(SourceCue(round(start, 3), round(end, 3), cue.text.strip()))
+    if missing:
+        raise SpotkitError(f"job {job} is not complete: {missing} of {len(manifest.segments)} segments "
+                           f"have no result yet; see `spotkit status {job}`")
+    cues.sort(key=lambda c: (c.start, c.end))
+    return manifest, cues

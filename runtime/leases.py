@@ -1,0 +1,80 @@
+"""The agent's in-flight messages and their pop receipts, shared with the lease renewer thread.
+
+Every queue call on a leased message goes through `LeaseSet.settle` or `renew_all`, under one lock,
+so the renewer never swaps a pop receipt while the worker is deleting or releasing with the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from runtime.errors import LeaseLost, QueueError
+from runtime.queue.base import Message, WorkQueue
+
+log = logging.getLogger("spotkit.agent")
+
+
+class LeaseSet:
+    def __init__(self, queue: WorkQueue) -> None:
+        self.queue = queue
+        self._held: dict[str, Message] = {}
+        self._lock = threading.Lock()
+
+    def add(self, message: Message) -> None:
+        with self._lock:
+            self._held[message.id] = message
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def settle(self, message_id: str, action: Callable[[Message], object]) -> bool:
+        """Run a final queue action (delete, release, fail, poison) with the current receipt.
+
+        Returns False when the lease was already lost; the action is then skipped, because the
+        message belongs to another consumer now.
+        """
+        with self._lock:
+            message = self._held.pop(message_id, None)
+            if message is None:
+                return False
+            try:
+                action(message)
+                return True
+            except LeaseLost as err:
+                log.warning("lease lost on %s: %s (another node holds it; results are "
+                            "write-if-absent, nothing duplicated)", message_id, err)
+                return False
+
+    def renew_all(self, visibility_timeout: int) -> int:
+        """Extend every lease; drops those lost. Returns how many were renewed."""
+        renewed = 0
+        with self._lock:
+            for message_id, message in list(self._held.items()):
+                try:
+                    self._held[message_id] = self.queue.renew(message, visibility_timeout)
+                    renewed += 1
+                except LeaseLost as err:
+                    log.warning("lease lost on %s during renewal: %s", message_id, err)
+                    del self._held[message_id]
+                except QueueError as err:
+                    log.warning("renewing %s failed, will retry: %s", message_id, err)
+        return renewed
+
+    def release_all(self, error: str | None = None) -> list[str]:
+        """Give every held message back at once (visibility 0). Returns the ids released."""
+        released = []
+        for message_id in self.ids():
+            try:
+                if self.settle(message_id, lambda m: self.queue.release(m, 0, error)):
+                    released.append(message_id)
+            except QueueError as err:
+                log.warning("could not requeue %s (its lease will expire instead): %s",
+                            message_id, err)
+        return released

@@ -1,0 +1,143 @@
+"""The queue contract every backend honours, and the delivery policy built on it once.
+
+Semantics (Azure Storage queues, which the embedded backend imitates):
+
+* ``receive`` leases up to *n* visible messages for ``visibility_timeout`` seconds. Each lease comes
+  with a fresh pop receipt and increments the message's dequeue count.
+* ``renew`` extends the lease and returns the message with a new pop receipt; ``release`` makes it
+  visible again after ``delay`` seconds (0 = now) and records the last error; ``delete`` removes it.
+  All three need the *current* pop receipt and raise `LeaseLost` otherwise — the message has been
+  leased by someone else (or deleted) and the stale holder must let go.
+* Delivery is at least once; consumers must be idempotent (spotkit writes results write-if-absent).
+* A message delivered more than ``max_deliveries`` times, or failed on its last allowed delivery,
+  moves to ``<queue>-poison`` together with its last error (the Azure Functions convention,
+  implemented here because it is not a storage feature).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PoisonHook = Callable[["Message", str], None]
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    body: str
+    pop_receipt: str
+    dequeue_count: int
+    last_error: str | None = None
+
+
+def encode_content(body: str, last_error: str | None) -> str:
+    """The stored form: the body plus the last error, so a requeued message carries its history."""
+    return json.dumps({"spotkit": 1, "body": body, "last_error": last_error})
+
+
+def decode_content(content: str) -> tuple[str, str | None]:
+    """Inverse of `encode_content`; content written by anyone else is taken as a bare body."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content, None
+    if isinstance(data, dict) and data.get("spotkit") == 1 and isinstance(data.get("body"), str):
+        error = data.get("last_error")
+        return data["body"], error if isinstance(error, str) else None
+    return content, None
+
+
+class WorkQueue(ABC):
+    """A named queue with leases, pop receipts, dequeue counts and a poison queue."""
+
+    def __init__(self, name: str, max_deliveries: int = 5) -> None:
+        self.name = name
+        self.max_deliveries = max_deliveries
+
+    # -- backend primitives ------------------------------------------------------------------
+    @abstractmethod
+    def send(self, body: str) -> None:
+        """Append a message, visible at once."""
+
+    @abstractmethod
+    def _lease(self, n: int, visibility_timeout: int) -> list[Message]:
+        """Lease up to *n* visible messages (no poison check)."""
+
+    @abstractmethod
+    def renew(self, message: Message, visibility_timeout: int) -> Message:
+        """Extend the lease; returns the message with its new pop receipt. `LeaseLost` if stale."""
+
+    @abstractmethod
+    def release(self, message: Message, delay: int = 0, error: str | None = None) -> None:
+        """Give the message back, visible after *delay* s, remembering *error*. `LeaseLost` if stale."""
+
+    @abstractmethod
+    def delete(self, message: Message) -> None:
+        """Remove a handled message. `LeaseLost` if the receipt is stale."""
+
+    @abstractmethod
+    def approximate_count(self) -> int:
+        """Messages in the queue, visible or leased (Azure's approximate message count)."""
+
+    @abstractmethod
+    def poison_queue(self) -> WorkQueue:
+        """The ``<name>-poison`` queue on the same backend."""
+
+    @abstractmethod
+    def ensure(self) -> None:
+        """Create the queue and its poison queue if they do not exist (idempotent)."""
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+    # -- policy, the same for every backend ---------------------------------------------------
+    def receive(
+        self, n: int, visibility_timeout: int, on_poison: PoisonHook | None = None
+    ) -> list[Message]:
+        """Lease up to *n* messages; those delivered too often go to the poison queue instead."""
+        kept: list[Message] = []
+        for message in self._lease(n, visibility_timeout):
+            if message.dequeue_count > self.max_deliveries:
+                reason = (
+                    f"delivered {message.dequeue_count} times without completing; last error: "
+                    f"{message.last_error or 'none recorded (the consumer stopped mid-task)'}"
+                )
+                self.poison(message, reason, on_poison)
+            else:
+                kept.append(message)
+        return kept
+
+    def fail(
+        self,
+        message: Message,
+        error: str,
+        retry_delay: int = 0,
+        on_poison: PoisonHook | None = None,
+    ) -> bool:
+        """Record a failed attempt: requeue with *error*, or poison on the last delivery.
+
+        Returns True when the message was poisoned.
+        """
+        if message.dequeue_count >= self.max_deliveries:
+            self.poison(message, error, on_poison)
+            return True
+        self.release(message, delay=retry_delay, error=error)
+        return False
+
+    def poison(self, message: Message, reason: str, on_poison: PoisonHook | None = None) -> None:
+        """Move a message to ``<name>-poison`` with *reason*; it keeps its body for a replay."""
+        record = {
+            "body": message.body,
+            "error": reason,
+            "dequeue_count": message.dequeue_count,
+            "source_queue": self.name,
+            "poisoned_at": time.time(),
+        }
+        self.poison_queue().send(json.dumps(record))
+        if on_poison is not None:
+            on_poison(message, reason)
+        self.delete(message)

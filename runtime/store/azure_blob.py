@@ -1,0 +1,101 @@
+"""Azure Blob Storage (production) — the same contract as the file store.
+
+``put_if_absent`` is a conditional upload (``If-None-Match: *``), so the service itself decides which
+writer wins. Authentication as for the queue: connection string (Azurite) or DefaultAzureCredential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import ContainerClient
+
+from runtime.errors import NotFound, StoreError
+from runtime.store.base import ObjectStore, check_key
+
+_TIMEOUT_S = 60
+
+
+class AzureBlobStore(ObjectStore):
+    def __init__(self, account: str, container: str, connection_string: str | None = None) -> None:
+        self.account = account
+        self.container = container
+        self.url = f"azure-blob://{account}/{container}"
+        kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 60}
+        if connection_string:
+            self._client = ContainerClient.from_connection_string(connection_string, container, **kwargs)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            self._client = ContainerClient(
+                f"https://{account}.blob.core.windows.net", container,
+                credential=DefaultAzureCredential(), **kwargs,
+            )
+
+    def _fail(self, what: str, err: AzureError) -> StoreError:
+        return StoreError(f"{what} on {self.url}: {getattr(err, 'message', None) or err}")
+
+    def ensure(self) -> None:
+        try:
+            self._client.create_container(timeout=_TIMEOUT_S)
+        except ResourceExistsError:
+            pass
+        except AzureError as err:
+            raise self._fail("create container", err) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self._client.upload_blob(check_key(key), data, overwrite=True, timeout=_TIMEOUT_S)
+        except AzureError as err:
+            raise self._fail(f"write {key}", err) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:
+            self._client.upload_blob(
+                check_key(key), data, overwrite=True, timeout=_TIMEOUT_S,
+                etag="*", match_condition=MatchConditions.IfMissing,
+            )
+            return True
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        except AzureError as err:
+            raise self._fail(f"write {key}", err) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(self._client.download_blob(check_key(key), timeout=_TIMEOUT_S).readall())
+        except ResourceNotFoundError:
+            raise NotFound(f"{key}: not in store {self.url}") from None
+        except AzureError as err:
+            raise self._fail(f"read {key}", err) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self._client.get_blob_client(check_key(key)).exists(timeout=_TIMEOUT_S))
+        except AzureError as err:
+            raise self._fail(f"check {key}", err) from None
+
+    def list(self, prefix: str = "") -> list[str]:
+        try:
+            return sorted(b.name for b in self._client.list_blobs(name_starts_with=prefix or None,
+                                                                   timeout=_TIMEOUT_S))
+        except AzureError as err:
+            raise self._fail(f"list {prefix!r}", err) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_blob(check_key(key), timeout=_TIMEOUT_S)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as err:
+            raise self._fail(f"delete {key}", err) from None

@@ -1,0 +1,22 @@
+"""Choose the store backend from a URL: ``file:///PATH`` or ``azure-blob://ACCOUNT/CONTAINER``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from runtime.store.base import ObjectStore
+from runtime.urls import connection_string, parse_backend_url
+
+
+def open_store(url: str, env: Mapping[str, str] | None = None) -> ObjectStore:
+    env = os.environ if env is None else env
+    parsed = parse_backend_url(url, "SPOTKIT_STORE", ("file", "azure-blob"))
+    if parsed.scheme == "file":
+        from runtime.store.file_store import FileStore
+
+        return FileStore(Path(parsed.path))
+    from runtime.store.azure_blob import AzureBlobStore
+
+    return AzureBlobStore(parsed.account, parsed.name, connection_string(env))

@@ -1,0 +1,46 @@
+"""Backend URLs (``sqlite:///…``, ``azure-queue://ACCOUNT/QUEUE``, ``file:///…``,
+``azure-blob://ACCOUNT/CONTAINER``): parsing shared by the queue and store factories."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from runtime.errors import ConfigError
+
+CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+
+
+@dataclass(frozen=True)
+class BackendUrl:
+    scheme: str
+    path: str  # for local schemes
+    account: str  # for azure schemes
+    name: str  # queue or container name
+    options: dict[str, str]
+
+
+def parse_backend_url(url: str, setting: str, allowed: tuple[str, ...]) -> BackendUrl:
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in allowed:
+        raise ConfigError(
+            f"{setting} = {url!r}: unknown scheme {scheme!r}; use one of "
+            + ", ".join(f"{s}://…" for s in allowed)
+        )
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if scheme.startswith("azure-"):
+        name = parts.path.strip("/")
+        if not parts.netloc or not name or "/" in name:
+            raise ConfigError(f"{setting} = {url!r}: expected {scheme}://ACCOUNT/NAME")
+        return BackendUrl(scheme, "", parts.netloc, name, options)
+    path = parts.netloc + parts.path
+    if not path:
+        raise ConfigError(f"{setting} = {url!r}: expected {scheme}:///ABSOLUTE/PATH")
+    return BackendUrl(scheme, path, "", options.get("queue", ""), options)
+
+
+def connection_string(env: Mapping[str, str]) -> str | None:
+    """A storage connection string (Azurite, or keys where identities are not available)."""
+    return env.get(CONNECTION_STRING_ENV) or None

@@ -1,0 +1,161 @@
+"""The work model: jobs, segments, queue items and results, with their content-derived ids.
+
+A segment's id hashes its 16 kHz PCM and every setting that changes its output, so a result cached
+under that id is valid wherever the same audio appears again. A job's id hashes the input file's
+bytes and the job options, so submitting the same file twice creates no new work. All JSON written
+here is canonical (sorted keys, fixed separators): the same content gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from runtime.errors import BadMessage
+from runtime.media import Pcm
+
+TRANSCRIBE = "transcribe"
+TASKS = (TRANSCRIBE,)
+WORK_VERSION = 1
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Settings that change a segment's output, and therefore its id."""
+
+    task: str = TRANSCRIBE
+    model: str = "tiny.en"
+    language: str = ""  # "" = detect
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def segment_id(pcm: Pcm, options: TaskOptions) -> str:
+    digest = hashlib.sha256(b"spotkit-segment-v1\0")
+    digest.update(canonical_json(options.as_dict()))
+    digest.update(pcm.samples.astype("<i2").tobytes())
+    return digest.hexdigest()
+
+
+def job_id(input_sha256: str, options: TaskOptions, segment_max_seconds: float) -> str:
+    digest = hashlib.sha256(b"spotkit-job-v1\0")
+    digest.update(canonical_json({"input": input_sha256, "options": options.as_dict(),
+                                  "segment_max_seconds": segment_max_seconds}))
+    return digest.hexdigest()[:24]
+
+
+# -- store layout ------------------------------------------------------------------------------
+def job_key(job: str) -> str:
+    return f"jobs/{job}.json"
+
+
+def audio_key(segment: str) -> str:
+    return f"segments/{segment}.flac"
+
+
+def result_key(task: str, segment: str) -> str:
+    return f"results/{task}/{segment}.json"
+
+
+def poison_key(segment: str) -> str:
+    return f"poisoned/{segment}.json"
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    id: str
+    index: int
+    spans: list[list[int]]  # [start, end) in source samples, concatenated to form the audio
+    speech_seconds: float
+
+
+@dataclass(frozen=True)
+class JobManifest:
+    job: str
+    source: str
+    source_sha256: str
+    duration_seconds: float
+    speech_seconds: float
+    options: TaskOptions
+    segment_max_seconds: float
+    segments: list[SegmentRef] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    @staticmethod
+    def from_bytes(data: bytes) -> JobManifest:
+        raw = json.loads(data)
+        raw["options"] = TaskOptions(**raw["options"])
+        raw["segments"] = [SegmentRef(**s) for s in raw["segments"]]
+        return JobManifest(**raw)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One queue message: a segment to run one task on. Small (≈300 bytes), far below 64 KiB."""
+
+    job: str
+    segment: str
+    options: TaskOptions
+    seconds: float
+    v: int = WORK_VERSION
+
+    def encode(self) -> str:
+        return canonical_json(asdict(self)).decode()
+
+    @staticmethod
+    def decode(body: str) -> WorkItem:
+        try:
+            raw = json.loads(body)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            if raw.get("v") != WORK_VERSION:
+                raise ValueError(f"unsupported version {raw.get('v')!r}")
+            options = TaskOptions(**raw["options"])
+            if options.task not in TASKS:
+                raise ValueError(f"unknown task {options.task!r}")
+            item = WorkItem(str(raw["job"]), str(raw["segment"]), options, float(raw["seconds"]))
+            if len(item.segment) != 64 or any(c not in "0123456789abcdef" for c in item.segment):
+                raise ValueError(f"segment id {item.segment!r} is not a sha256 hex digest")
+            return item
+        except (ValueError, KeyError, TypeError) as err:
+            preview = body[:80].replace("\n", " ")
+            raise BadMessage(f"malformed work item ({err}): {preview!r}") from None
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float  # seconds from the start of the segment's audio
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    segment: str
+    model: str
+    engine: str
+    language: str
+    cues: list[Cue]
+    tokens: int = 0  # tokens the model generated: the output side of the usage record
+
+    @property
+    def text(self) -> str:
+        return " ".join(c.text.strip() for c in self.cues).strip()
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    @staticmethod
+    def from_bytes(data: bytes) -> TranscriptResult:
+        raw = json.loads(data)
+        raw["cues"] = [Cue(**c) for c in raw["cues"]]
+        return TranscriptResult(**raw)

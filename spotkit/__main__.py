@@ -1,0 +1,3 @@
+from spotkit.cli import main
+
+main()

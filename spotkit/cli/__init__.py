@@ -1,0 +1,77 @@
+"""``spotkit <command>``: parse, call the package that owns the logic, print.
+
+Exit codes scripts can rely on: 0 success; 1 an error with a one-line reason (bad input, missing
+job, backend failure); 2 a usage error; 3 ``fetch`` of a job that is not complete yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from runtime import __version__
+from runtime.config import Settings, load_settings
+from runtime.errors import SpotkitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 1
+EXIT_INCOMPLETE = 3
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    base = ctx.find_root().params
+    return load_settings(home=base.get("home"), queue=base.get("queue"), store=base.get("store"),
+                         **overrides)
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn project errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpotkitError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(getattr(err, "exit_code", EXIT_ERROR))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="spotkit")
+@click.option("--home", type=click.Path(), help="State directory for the embedded backends "
+              "(default ~/.local/share/spotkit; env SPOTKIT_HOME).")
+@click.option("--queue", help="Queue URL: sqlite:///PATH or azure-queue://ACCOUNT/QUEUE (env SPOTKIT_QUEUE).")
+@click.option("--store",
+              help="Store URL: file:///PATH or azure-blob://ACCOUNT/CONTAINER (env SPOTKIT_STORE).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the agent does (INFO).")
+def main(home: str | None, queue: str | None, store: str | None, verbose: bool) -> None:
+    """Transcribe media on spot GPUs without losing work to evictions.
+
+    \b
+    Examples:
+      spotkit demo                          # everything on this machine, no cloud account
+      spotkit submit talk.mp4               # prints the job id
+      spotkit agent --until-idle            # process the queue, exit when it is empty
+      spotkit status JOB --json
+      spotkit fetch JOB --format srt > talk.srt
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from spotkit.cli import agent_cmd, demo_cmd, jobs_cmd
+
+    for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,125 @@
+"""``spotkit submit | status | fetch``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from runtime.formats import FORMATS, render
+from runtime.jobs import assemble, job_status
+from runtime.jobs import submit as submit_job
+from runtime.queue import open_queue
+from runtime.store import open_store
+from runtime.work import TaskOptions
+from spotkit.cli import EXIT_INCOMPLETE, friendly_errors, settings_from
+
+_STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploading segments"}
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--language", default="", help="Spoken language (ISO code); default: detect, "
+              "or English for *.en models.")
+@click.option("--segment-max-seconds", type=float, help="Longest segment, seconds of speech (default 30).")
+@click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
+@click.pass_context
+@friendly_errors
+def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
+           as_json: bool) -> None:
+    """Split FILE into speech segments and queue them; prints the job id.
+
+    \b
+    Examples:
+      spotkit submit interview.mp3
+      JOB=$(spotkit submit talk.mp4) && spotkit agent --until-idle && spotkit fetch "$JOB"
+    """
+    settings = settings_from(ctx, segment_max_seconds=segment_max_seconds)
+    queue, store = open_queue(settings.queue, settings.max_deliveries), open_store(settings.store)
+    queue.ensure()
+    store.ensure()
+    options = TaskOptions(model=settings.model, language=language or settings.language)
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(_STAGES[stage], total=total)
+            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+        report = submit_job(file, queue, store, options, settings.segment_max_seconds, progress)
+    if as_json:
+        click.echo(json.dumps({"job": report.job, "resubmitted": report.resubmitted,
+                               "segments": report.segments, "duration_seconds": report.duration_seconds,
+                               "speech_seconds": report.speech_seconds}))
+        return
+    click.echo(report.job)
+    again = " (already submitted: cached results will be reused)" if report.resubmitted else ""
+    console.print(f"{report.segments} segments, {report.speech_seconds:.1f} s of speech in "
+                  f"{report.duration_seconds:.1f} s ({report.silence_share:.0%} silence skipped){again}")
+
+
+@click.command()
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+@friendly_errors
+def status(ctx: click.Context, job: str, as_json: bool) -> None:
+    """Show how many of JOB's segments are done, in flight, queued or poisoned.
+
+    \b
+    Examples:
+      spotkit status 3f2a9c...
+      spotkit status 3f2a9c... --json | jq .done
+    """
+    settings = settings_from(ctx)
+    result = job_status(open_store(settings.store), job,
+                        heartbeat_max_age=max(30.0, 3 * settings.heartbeat_seconds))
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    table = Table(title=f"job {job} ({result.source})")
+    for column in ("segments", "done", "in flight", "queued", "poisoned"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(n) for n in (result.total, result.done, result.in_flight, result.queued,
+                                     len(result.poisoned))))
+    console = Console()
+    console.print(table)
+    for entry in result.poisoned:
+        console.print(f"poisoned segment #{entry['index']}: {entry['reason']}")
+
+
+@click.command()
+@click.argument("job")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="srt", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+@click.pass_context
+@friendly_errors
+def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None) -> None:
+    """Print JOB's transcript, in source time order. Exit 3 if it is not complete yet.
+
+    \b
+    Examples:
+      spotkit fetch 3f2a9c... --format srt > talk.srt
+      spotkit fetch 3f2a9c... --format json -o talk.json
+    """
+    settings = settings_from(ctx)
+    store = open_store(settings.store)
+    result = job_status(store, job)
+    if not result.complete:
+        click.echo(f"error: job {job} is not complete ({result.done}/{result.total} segments done, "
+                   f"{len(result.poisoned)} poisoned); see `spotkit status {job}`", err=True)
+        sys.exit(EXIT_INCOMPLETE)
+    _, cues = assemble(store, job)
+    text = render(cues, fmt, job)
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)
