@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError
+from runtime.urls import QUEUE_SCHEMES, STORE_SCHEMES, parse_backend_url
 
 
 def default_home() -> Path:
@@ -64,6 +65,8 @@ class Settings:
         for key, ok, why in checks:
             if not ok:
                 raise ConfigError(f"{key} = {getattr(self, key)!r} {why} ({_where(key)})")
+        parse_backend_url(self.queue, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
+        parse_backend_url(self.store, "SPOTKIT_STORE", STORE_SCHEMES)
         return self
 
 
@@ -106,9 +109,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         if value is not None:
             values[key] = _coerce(key, value, types[key], "the command line")
 
-    home = values.get("home") or default_home()
+    home = Path(values.get("home") or default_home()).absolute()
     values["home"] = home
-    values.setdefault("queue", f"sqlite:///{home / 'queue.db'}")
+    values.setdefault("queue", f"sqlite://{home / 'queue.db'}")
     values.setdefault("store", f"file://{home / 'store'}")
     values.setdefault("node_name", socket.gethostname())
     values.setdefault("cache_dir", home / "cache")

@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 from runtime.errors import ConfigError
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+QUEUE_SCHEMES = ("sqlite", "azure-queue")
+STORE_SCHEMES = ("file", "azure-blob")
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,12 @@ class WorkItem:
             if len(item.segment) != 64 or any(c not in "0123456789abcdef" for c in item.segment):
                 raise ValueError(f"segment id {item.segment!r} is not a sha256 hex digest")
             return item
-        except (ValueError, KeyError, TypeError) as err:
-            preview = body[:80].replace("\n", " ")
-            raise BadMessage(f"malformed work item ({err}): {preview!r}") from None
+        except KeyError as err:
+            problem = f"missing field {err.args[0]!r}"
+        except (ValueError, TypeError) as err:
+            problem = str(err)
+        preview = body[:80].replace("\n", " ")
+        raise BadMessage(f"malformed work item ({problem}): {preview!r}")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runtime.queue.base import WorkQueue
-from runtime.urls import connection_string, parse_backend_url
+from runtime.urls import QUEUE_SCHEMES, connection_string, parse_backend_url
 
 
 def open_queue(url: str, max_deliveries: int = 5, env: Mapping[str, str] | None = None) -> WorkQueue:
     env = os.environ if env is None else env
-    parsed = parse_backend_url(url, "SPOTKIT_QUEUE", ("sqlite", "azure-queue"))
+    parsed = parse_backend_url(url, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
     if parsed.scheme == "sqlite":
         from runtime.queue.sqlite_queue import SqliteQueue
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -61,10 +60,8 @@ class AzureBlobStore(ObjectStore):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         try:
-            self._client.upload_blob(
-                check_key(key), data, overwrite=True, timeout=_TIMEOUT_S,
-                etag="*", match_condition=MatchConditions.IfMissing,
-            )
+            # overwrite=False sends If-None-Match: *, so the service picks the single winner.
+            self._client.upload_blob(check_key(key), data, overwrite=False, timeout=_TIMEOUT_S)
             return True
         except (ResourceExistsError, ResourceModifiedError):
             return False

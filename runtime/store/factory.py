@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runtime.store.base import ObjectStore
-from runtime.urls import connection_string, parse_backend_url
+from runtime.urls import STORE_SCHEMES, connection_string, parse_backend_url
 
 
 def open_store(url: str, env: Mapping[str, str] | None = None) -> ObjectStore:
     env = os.environ if env is None else env
-    parsed = parse_backend_url(url, "SPOTKIT_STORE", ("file", "azure-blob"))
+    parsed = parse_backend_url(url, "SPOTKIT_STORE", STORE_SCHEMES)
     if parsed.scheme == "file":
         from runtime.store.file_store import FileStore
 

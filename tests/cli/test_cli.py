@@ -1,0 +1,101 @@
+"""The operator CLI as a user runs it: real processes, exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA, DEMO_SAMPLE
+
+
+def spotkit(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTKIT_")}
+    child_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "spotkit", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=300, env=child_env)
+
+
+def queued(home: Path) -> int:
+    db = home / "queue.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def test_submit_status_agent_fetch(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sub = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10")
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip()
+    assert len(job) == 24 and "segments" in sub.stderr
+
+    status = json.loads(spotkit(home, "status", job, "--json").stdout)
+    assert status["queued"] == status["segments"] == queued(home) and status["done"] == 0
+
+    early = spotkit(home, "fetch", job)
+    assert early.returncode == 3 and "not complete" in early.stderr
+
+    agent = spotkit(home, "agent", "--until-idle", env={"SPOTKIT_IDLE_SECONDS": "0.5"})
+    assert agent.returncode == 0, agent.stderr
+    status = json.loads(spotkit(home, "status", job, "--json").stdout)
+    assert status["complete"] and status["done"] == status["segments"]
+
+    srt = spotkit(home, "fetch", job, "--format", "srt")
+    assert srt.returncode == 0 and srt.stdout.startswith("1\n00:00:0")
+    vtt = spotkit(home, "fetch", job, "--format", "vtt").stdout
+    assert vtt.startswith("WEBVTT")
+    cues = json.loads(spotkit(home, "fetch", job, "--format", "json").stdout)["cues"]
+    assert len(cues) == srt.stdout.count(" --> ")
+    assert "goodbye" in spotkit(home, "fetch", job, "--format", "txt").stdout.lower()
+
+    table = spotkit(home, "status", job)
+    assert table.returncode == 0 and "done" in table.stdout
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_text("definitely not audio\n" * 40), "not a media file"),
+    (lambda p: p.write_bytes((DATA / "speech.mp3").read_bytes()[:5000]), "truncated"),
+    (lambda p: None, "no such file"),
+])
+def test_bad_input_one_line_error_nothing_enqueued(tmp_path: Path, make: object, reason: str) -> None:
+    path = tmp_path / "input.mp3"
+    make(path)  # type: ignore[operator]
+    result = spotkit(tmp_path / "home", "submit", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0]
+    assert queued(tmp_path / "home") == 0
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    result = spotkit(tmp_path, "agent", env={"SPOTKIT_BATCH_SIZE": "0"})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "batch_size" in result.stderr and "SPOTKIT_BATCH_SIZE" in result.stderr
+
+    result = spotkit(tmp_path, "status", "x", env={"SPOTKIT_QUEUE": "redis://nope"})
+    assert result.returncode == 1 and "unknown scheme 'redis'" in result.stderr
+
+
+def test_unknown_job(tmp_path: Path) -> None:
+    result = spotkit(tmp_path, "status", "feedfacefeedface")
+    assert result.returncode == 1 and "no job 'feedfacefeedface'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["submit"], ["status"], ["fetch"], ["agent"], ["demo"]])
+def test_help_has_examples(tmp_path: Path, command: list[str]) -> None:
+    result = spotkit(tmp_path, *command, "--help")
+    assert result.returncode == 0 and "Examples:" in result.stdout
+
+
+def test_usage_error_exit_code(tmp_path: Path) -> None:
+    assert spotkit(tmp_path, "fetch", "j", "--format", "docx").returncode == 2

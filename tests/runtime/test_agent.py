@@ -1,0 +1,222 @@
+"""The agent in-process, with the real tiny.en engine on CPU and real backends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from runtime.agent import Agent
+from runtime.config import Settings
+from runtime.engines.base import AudioItem, Transcriber
+from runtime.errors import EngineError
+from runtime.formats import render
+from runtime.jobs import assemble, job_status, submit
+from runtime.queue import open_queue
+from runtime.queue.base import WorkQueue
+from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.store import open_store
+from runtime.store.base import ObjectStore
+from runtime.usage import read_usage
+from runtime.work import TaskOptions, TranscriptResult, audio_key, result_key
+from tests.conftest import DEMO_SAMPLE, FakeClock
+from tests.support.azurite import ACCOUNT, Azurite
+
+
+def backends(settings: Settings, env: dict[str, str] | None = None) -> tuple[WorkQueue, ObjectStore]:
+    queue = open_queue(settings.queue, settings.max_deliveries, env=env or {})
+    store = open_store(settings.store, env=env or {})
+    queue.ensure()
+    store.ensure()
+    return queue, store
+
+
+def run_agent(settings: Settings, engine: Transcriber, env: dict[str, str] | None = None) -> Agent:
+    queue, store = backends(settings, env)
+    agent = Agent(settings, queue, store, lambda: engine, until_idle=True)
+    assert agent.run() == 0
+    return agent
+
+
+class Failing(Transcriber):
+    engine, model = "failing", "tiny.en"
+
+    def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
+        raise EngineError("CUDA out of memory (simulated)")
+
+
+class StopsMidBatch(Transcriber):
+    """Delivers SIGTERM's effect while the engine is busy, then finishes the batch."""
+
+    def __init__(self, inner: Transcriber) -> None:
+        self.inner, self.engine, self.model = inner, inner.engine, inner.model
+        self.agent: Agent | None = None
+        self.batches = 0
+
+    def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
+        self.batches += 1
+        assert self.agent is not None
+        self.agent.request_stop("SIGTERM (test)")
+        return self.inner.transcribe_batch(items)
+
+
+def test_submit_agent_fetch_then_resubmit_is_all_cache_hits(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    run_agent(settings, whisper)
+    _, cues = assemble(store, report.job)
+    first = render(cues, "srt")
+    text = " ".join(c.text for c in cues).lower()
+    assert "silence" in text and "cached" in text and "goodbye" in text
+    done = [r for r in read_usage(store) if r.outcome == "done"]
+    assert len(done) == report.segments
+    assert all(r.tokens_out > 0 and r.audio_seconds > 0 and r.ended_at >= r.started_at for r in done)
+
+    again = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    assert again.job == report.job and again.resubmitted
+    run_agent(settings, Failing())  # any inference now would fail: everything must be cached
+    records = read_usage(store)
+    assert [r.outcome for r in records[report.segments:]] == ["cache-hit"] * report.segments
+    assert render(assemble(store, report.job)[1], "srt") == first
+
+
+def test_disk_cache_answers_before_the_store(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, whisper)
+    for key in store.list("results/"):
+        store.delete(key)  # the store lost them; the node's disk still has them
+    submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, Failing())
+    assert len(store.list("results/")) == report.segments  # re-uploaded from disk
+    assert job_status(store, report.job).complete
+
+
+def test_garbage_message_is_poisoned_and_agent_keeps_working(
+    settings: Settings, whisper: Transcriber
+) -> None:
+    queue, store = backends(settings)
+    queue.send("this is not a work item")
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    queue.send(json.dumps({"v": 1, "job": "j"}))
+    run_agent(settings, whisper)
+    assert job_status(store, report.job).complete
+    dead = queue.poison_queue().receive(10, 30)
+    reasons = sorted(json.loads(m.body)["error"] for m in dead)
+    assert len(reasons) == 2
+    assert all(r.startswith("malformed work item") for r in reasons)
+    assert queue.approximate_count() == 0
+
+
+def test_engine_failure_retries_then_poisons_with_reason(settings: Settings) -> None:
+    settings = replace(settings, max_deliveries=3)
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, Failing())
+    status = job_status(store, report.job)
+    assert len(status.poisoned) == report.segments and status.done == 0
+    assert all("CUDA out of memory" in p["reason"] for p in status.poisoned)
+    failed = [r for r in read_usage(store) if r.outcome == "failed"]
+    assert len(failed) == 3 * report.segments
+    assert queue.approximate_count() == 0
+    assert len(queue.poison_queue().receive(32, 30)) == report.segments
+
+
+def test_missing_segment_audio_is_poisoned_at_once(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    for key in store.list("segments/"):
+        store.delete(key)
+    run_agent(settings, whisper)
+    status = job_status(store, report.job)
+    assert len(status.poisoned) == report.segments
+    assert "missing from the store" in status.poisoned[0]["reason"]
+
+
+def test_model_mismatch_is_refused_with_reason(settings: Settings, whisper: Transcriber) -> None:
+    settings = replace(settings, max_deliveries=1)
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(model="large-v3"), 30)
+    run_agent(settings, whisper)
+    status = job_status(store, report.job)
+    assert "serves model 'tiny.en'" in status.poisoned[0]["reason"]
+
+
+def test_stop_mid_batch_finishes_it_and_leaves_the_rest_queued(
+    settings: Settings, whisper: Transcriber
+) -> None:
+    settings = replace(settings, batch_size=2)
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    assert report.segments >= 4
+    engine = StopsMidBatch(whisper)
+    agent = Agent(settings, queue, store, lambda: engine)
+    engine.agent = agent
+    assert agent.run() == 0
+    assert engine.batches == 1
+    status = job_status(store, report.job)
+    assert status.done == 2
+    assert len(queue.receive(32, 30)) == report.segments - 2  # visible at once, nothing lost
+
+
+def test_stop_before_engine_requeues_leased_misses(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    agent = Agent(settings, queue, store, lambda: whisper)
+    agent._engine = whisper
+    agent.stop_event.set()
+    agent._handle(queue.receive(32, 300))
+    agent.usage.flush()
+    assert [r.outcome for r in read_usage(store)] == ["requeued"] * report.segments
+    assert len(queue.receive(32, 30)) == report.segments  # released with visibility 0
+
+
+def test_stale_lease_yields_one_result(settings: Settings, whisper: Transcriber, tmp_path: Path) -> None:
+    """Node A's lease expires, node B takes over and finishes; A finishing later changes nothing."""
+    clock = FakeClock()
+    queue = SqliteQueue(tmp_path / "contended.db", clock=clock)
+    _, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    node_a = Agent(replace(settings, node_name="a", cache_dir=tmp_path / "a"), queue, store, lambda: whisper)
+    node_b = Agent(replace(settings, node_name="b", cache_dir=tmp_path / "b"), queue, store, lambda: whisper)
+    node_a._engine = node_b._engine = whisper
+    leased_by_a = queue.receive(32, 5)
+    clock.now += 10
+    node_b._handle(queue.receive(32, 60))
+    node_a._handle(leased_by_a)  # cache hit on B's result; its delete is refused and ignored
+    assert queue.approximate_count() == 0
+    results = store.list("results/")
+    assert len(results) == report.segments
+    for key in results:
+        assert TranscriptResult.from_bytes(store.get(key)).segment in key
+
+
+def test_agent_on_azurite(azurite: Azurite, settings: Settings, whisper: Transcriber) -> None:
+    env = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+    settings = replace(settings, queue=f"azure-queue://{ACCOUNT}/work-e2e",
+                       store=f"azure-blob://{ACCOUNT}/spotkit-e2e")
+    queue, store = backends(settings, env)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    agent = run_agent(settings, whisper, env)
+    assert agent.counts["processed"] == report.segments
+    assert job_status(store, report.job).complete
+    manifest, cues = assemble(store, report.job)
+    assert "goodbye" in render(cues, "txt").lower()
+    for ref in manifest.segments:  # audio and results live in blob storage
+        assert store.exists(audio_key(ref.id)) and store.exists(result_key("transcribe", ref.id))
+    assert len(read_usage(store)) == report.segments
+
+
+def test_metrics_served_over_http(settings: Settings, whisper: Transcriber) -> None:
+    import urllib.request
+
+    from tests.support.azurite import free_port
+
+    port = free_port()
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(replace(settings, metrics_port=port), whisper)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    assert f'spotkit_segments_total{{node="test-node",outcome="done"}} {float(report.segments)}' in text
+    assert "spotkit_engine_batch_seconds_count" in text

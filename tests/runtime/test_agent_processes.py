@@ -1,0 +1,97 @@
+"""Agents as real processes: kill -9 mid-batch loses nothing; SIGTERM requeues and exits 0."""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from runtime.config import Settings, load_settings
+from runtime.formats import render
+from runtime.jobs import assemble, job_status, submit
+from runtime.local_agents import start_agent, stop_agent
+from runtime.queue import open_queue
+from runtime.store import open_store
+from runtime.work import TaskOptions
+from tests.conftest import DEMO_SAMPLE
+
+
+def fleet_settings(home: Path) -> Settings:
+    # Short segments and small batches: many batches, so a kill lands in the middle of one.
+    return load_settings(env={}, home=home, segment_max_seconds=3, batch_size=2, lease_seconds=2,
+                         idle_seconds=1, heartbeat_seconds=0.5, retry_seconds=0)
+
+
+def submit_sample(settings: Settings) -> str:
+    queue, store = open_queue(settings.queue), open_store(settings.store)
+    queue.ensure()
+    store.ensure()
+    return submit(DEMO_SAMPLE, queue, store, TaskOptions(), settings.segment_max_seconds).job
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_to_completion(settings: Settings, node: str) -> None:
+    agent = start_agent(settings, node, "--until-idle")
+    assert agent.wait(180) == 0, (settings.home / "logs" / f"{node}.log").read_text()
+
+
+def transcript_and_results(settings: Settings, job: str) -> tuple[str, dict[str, bytes]]:
+    store = open_store(settings.store)
+    results = {key: store.get(key) for key in store.list("results/")}
+    return render(assemble(store, job)[1], "srt"), results
+
+
+def test_kill_9_mid_batch_loses_nothing(tmp_path: Path) -> None:
+    reference = fleet_settings(tmp_path / "reference")
+    ref_job = submit_sample(reference)
+    run_to_completion(reference, "ref")
+
+    settings = fleet_settings(tmp_path / "chaos")
+    job = submit_sample(settings)
+    assert job == ref_job
+    store, queue = open_store(settings.store), open_queue(settings.queue)
+    total = job_status(store, job).total
+    assert total >= 8
+    victim = start_agent(settings, "victim")
+    wait_for(lambda: 1 <= job_status(store, job).done < total, 120, "the victim's first results")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    done_at_kill = job_status(store, job).done
+    visible = queue.receive(32, 1)  # what is not leased by the dead victim
+    assert len(visible) < queue.approximate_count(), "the kill did not land mid-batch"
+    for message in visible:
+        queue.release(message, 0)
+    assert done_at_kill < total
+
+    run_to_completion(settings, "survivor")  # picks the victim's work up once its lease expires
+    assert job_status(store, job).complete
+    assert transcript_and_results(settings, job) == transcript_and_results(reference, ref_job)
+
+
+def test_sigterm_requeues_in_flight_and_exits_zero(tmp_path: Path) -> None:
+    settings = replace(fleet_settings(tmp_path), lease_seconds=300)
+    job = submit_sample(settings)
+    store, queue = open_store(settings.store), open_queue(settings.queue)
+    total = job_status(store, job).total
+    agent = start_agent(settings, "graceful")
+    wait_for(lambda: job_status(store, job).done >= 1, 120, "first results")
+    started = time.monotonic()
+    assert stop_agent(agent, timeout=30) == 0
+    assert time.monotonic() - started < 25  # well inside a 30 s preemption notice
+    done = job_status(store, job).done
+    left = queue.receive(32, 30)  # lease was 300 s: only an explicit requeue makes these visible
+    assert done + len(left) == total
+    assert queue.approximate_count() == len(left)
+    for message in left:
+        queue.release(message, 0)
+    run_to_completion(settings, "second")
+    assert job_status(store, job).complete

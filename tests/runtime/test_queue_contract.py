@@ -1,0 +1,133 @@
+"""One contract, every queue backend: the embedded SQLite queue and Azure Storage (Azurite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import LeaseLost
+from runtime.queue.base import Message
+from tests.conftest import QueueUnderTest, make_queue
+
+
+def test_send_receive_delete(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("hello")
+    [msg] = q.receive(5, 30)
+    assert (msg.body, msg.dequeue_count, msg.last_error) == ("hello", 1, None)
+    assert q.receive(5, 30) == []  # leased: invisible to others
+    q.delete(msg)
+    assert q.approximate_count() == 0
+
+
+def test_receive_respects_batch_size_and_counts(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    for i in range(5):
+        q.send(f"m{i}")
+    first = q.receive(3, 30)
+    rest = q.receive(10, 30)
+    assert len(first) == 3
+    assert sorted(m.body for m in first + rest) == [f"m{i}" for i in range(5)]
+    assert q.approximate_count() == 5  # leased messages still count
+
+
+def test_expired_lease_redelivers(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("work")
+    [first] = q.receive(1, 1)
+    queue_ut.advance(1.6)
+    [again] = q.receive(1, 30)
+    assert again.id == first.id
+    assert again.dequeue_count == 2
+    assert again.pop_receipt != first.pop_receipt
+
+
+def test_renewal_keeps_message_hidden(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("long job")
+    [msg] = q.receive(1, 1)
+    renewed = q.renew(msg, 5)
+    queue_ut.advance(1.6)  # past the first lease, inside the renewed one
+    assert q.receive(1, 30) == []
+    q.delete(renewed)
+    assert q.approximate_count() == 0
+
+
+def test_release_makes_visible_now_and_keeps_error(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("try me")
+    [msg] = q.receive(1, 60)
+    q.release(msg, 0, error="engine blew up")
+    [again] = q.receive(1, 60)
+    assert (again.body, again.last_error, again.dequeue_count) == ("try me", "engine blew up", 2)
+
+
+def test_stale_receipt_after_renewal_is_refused(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("x")
+    [msg] = q.receive(1, 30)
+    renewed = q.renew(msg, 30)
+    with pytest.raises(LeaseLost):
+        q.delete(msg)
+    q.delete(renewed)
+
+
+def test_stale_receipt_after_redelivery_loses_nothing(queue_ut: QueueUnderTest) -> None:
+    """The first holder's lease expires and a second consumer takes the message: the first can
+    neither delete nor requeue it, and the second still completes it."""
+    q = queue_ut.queue
+    q.send("contended")
+    [old] = q.receive(1, 1)
+    queue_ut.advance(1.6)
+    [new] = q.receive(1, 30)
+    for action in (q.delete, lambda m: q.release(m, 0), lambda m: q.renew(m, 30)):
+        with pytest.raises(LeaseLost):
+            action(old)
+    assert q.receive(1, 30) == []  # still leased by the new holder, not duplicated
+    q.delete(new)
+    assert q.approximate_count() == 0
+
+
+def test_five_failures_land_in_poison_with_error(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("doomed")
+    poisoned: list[tuple[Message, str]] = []
+    for attempt in range(1, 6):
+        [msg] = q.receive(1, 30)
+        assert msg.dequeue_count == attempt
+        went = q.fail(msg, f"failure {attempt}", on_poison=lambda m, r: poisoned.append((m, r)))
+        assert went is (attempt == 5)
+    assert q.approximate_count() == 0
+    [dead] = q.poison_queue().receive(5, 30)
+    record = json.loads(dead.body)
+    assert record["body"] == "doomed"
+    assert record["error"] == "failure 5"
+    assert record["dequeue_count"] == 5
+    assert record["source_queue"] == q.name
+    assert [r for _, r in poisoned] == ["failure 5"]
+
+
+def test_redelivered_past_limit_is_poisoned_on_receive(
+    queue_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A consumer that dies on every delivery never calls fail(): receive() poisons it instead."""
+    made = make_queue(queue_kind, tmp_path, request, max_deliveries=1)
+    q = made.queue
+    q.send("crashes its consumer")
+    [msg] = q.receive(1, 1)
+    q.release(msg, 1, error="killed mid-batch")  # what a dying consumer's last words look like
+    made.advance(1.6)
+    assert q.receive(1, 30) == []
+    [dead] = q.poison_queue().receive(1, 30)
+    record = json.loads(dead.body)
+    assert "delivered 2 times" in record["error"]
+    assert "killed mid-batch" in record["error"]
+
+
+def test_foreign_content_is_a_bare_body(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    q.send("not json at all {")
+    [msg] = q.receive(1, 30)
+    assert msg.body == "not json at all {"
