@@ -18,6 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
+from bench.speech import make_speech
 from runtime.config import load_settings
 from runtime.heartbeat import read_heartbeats
 from runtime.jobs import job_status, submit
@@ -26,8 +27,6 @@ from runtime.media import decode_file
 from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.work import TaskOptions
-
-from bench.speech import make_speech
 
 WORK = Path(__file__).resolve().parent / ".work"
 

@@ -15,7 +15,6 @@ redoes the work, whose result is byte-identical (deterministic decoding, content
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -121,7 +120,7 @@ class Agent:
     def _beat(self) -> None:
         try:
             write_heartbeat(self.store, Heartbeat(
-                self.node, self.state, __version__, self.clock(), self.leases.ids(), **self.counts))
+                self.node, self.state, __version__, self.clock(), self.leases.segments(), **self.counts))
         except SpotkitError as err:
             log.warning("node=%s event=heartbeat-failed error=%r", self.node, str(err))
 
@@ -187,10 +186,12 @@ class Agent:
 
     def _parse(self, message: Message) -> _Pending | None:
         try:
-            return _Pending(message, WorkItem.decode(message.body))
+            item = WorkItem.decode(message.body)
         except BadMessage as err:
             self._poison(message, str(err))
             return None
+        self.leases.tag(message.id, item.segment)
+        return _Pending(message, item)
 
     def _answer_from_cache(self, pending: _Pending) -> bool:
         item = pending.item
@@ -287,6 +288,3 @@ class Agent:
         record = {"segment": item.segment, "job": item.job, "reason": reason, "at": self.clock(),
                   "node": self.node}
         self.store.put(poison_key(item.segment), canonical_json(record))
-
-    def status_line(self) -> str:
-        return json.dumps({"node": self.node, "state": self.state, **self.counts})

@@ -10,7 +10,7 @@ import os
 import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,3 @@ def settings_env(settings: Settings) -> dict[str, str]:
         name = _ENV_ALIASES.get(f.name, ENV_PREFIX + f.name.upper())
         env[name] = str(getattr(settings, f.name))
     return env
-
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes).validate()

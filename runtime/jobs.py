@@ -12,7 +12,7 @@ from pathlib import Path
 from runtime.audio_codec import encode_flac
 from runtime.errors import MediaError, NotFound, SpotkitError
 from runtime.heartbeat import read_heartbeats
-from runtime.media import SAMPLE_RATE, decode_file
+from runtime.media import SAMPLE_RATE, decode_bytes, read_media
 from runtime.queue.base import WorkQueue
 from runtime.segmenter import find_speech, pack_spans, to_source_seconds
 from runtime.store.base import ObjectStore
@@ -62,8 +62,9 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     agents then answer every segment from the cache.
     """
     progress("decode", 0, 1)
-    pcm = decode_file(path)
-    data_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+    data = read_media(path)
+    pcm = decode_bytes(data, name=str(path))
+    data_hash = hashlib.sha256(data).hexdigest()
     job = job_id(data_hash, options, segment_max_seconds)
     progress("decode", 1, 1)
 

@@ -20,6 +20,7 @@ class LeaseSet:
     def __init__(self, queue: WorkQueue) -> None:
         self.queue = queue
         self._held: dict[str, Message] = {}
+        self._segments: dict[str, str] = {}  # message id -> segment id, once parsed
         self._lock = threading.Lock()
 
     def add(self, message: Message) -> None:
@@ -29,6 +30,16 @@ class LeaseSet:
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._held)
+
+    def tag(self, message_id: str, segment: str) -> None:
+        with self._lock:
+            if message_id in self._held:
+                self._segments[message_id] = segment
+
+    def segments(self) -> list[str]:
+        """Segment ids of the held messages that have been parsed (for heartbeats)."""
+        with self._lock:
+            return [self._segments[m] for m in self._held if m in self._segments]
 
     def __len__(self) -> int:
         with self._lock:
@@ -42,6 +53,7 @@ class LeaseSet:
         """
         with self._lock:
             message = self._held.pop(message_id, None)
+            self._segments.pop(message_id, None)
             if message is None:
                 return False
             try:
@@ -63,6 +75,7 @@ class LeaseSet:
                 except LeaseLost as err:
                     log.warning("lease lost on %s during renewal: %s", message_id, err)
                     del self._held[message_id]
+                    self._segments.pop(message_id, None)
                 except QueueError as err:
                     log.warning("renewing %s failed, will retry: %s", message_id, err)
         return renewed

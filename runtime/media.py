@@ -37,13 +37,20 @@ class Pcm:
         return self.samples.astype(np.float32) / 32768.0
 
 
+def read_media(path: Path) -> bytes:
+    """The file's bytes, or a one-line reason why there are none to read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MediaError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise MediaError(f"{path}: is a directory, not a media file") from None
+    except OSError as err:
+        raise MediaError(f"{path}: cannot read ({err.strerror})") from None
+
+
 def decode_file(path: Path) -> Pcm:
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if path.is_dir():
-        raise MediaError(f"{path}: is a directory, not a media file")
-    data = path.read_bytes()
-    return decode_bytes(data, name=str(path))
+    return decode_bytes(read_media(path), name=str(path))
 
 
 def decode_bytes(data: bytes, name: str = "<input>") -> Pcm:

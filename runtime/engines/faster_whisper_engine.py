@@ -10,7 +10,6 @@ safe to cache by content hash.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -102,6 +101,3 @@ class FasterWhisperTranscriber(Transcriber):
             TranscriptResult(item.segment, self.model, self.engine, detected or "", cue_list, count)
             for item, cue_list, count in zip(items, cues, tokens, strict=True)
         ]
-
-    def describe(self) -> dict[str, Any]:
-        return {"engine": self.engine, "model": self.model, "batch_size": self.batch_size}

@@ -11,7 +11,8 @@ from runtime.config import Settings
 from runtime.engines.base import AudioItem, Transcriber
 from runtime.errors import EngineError
 from runtime.formats import render
-from runtime.jobs import assemble, job_status, submit
+from runtime.heartbeat import read_heartbeats
+from runtime.jobs import assemble, job_status, load_manifest, submit
 from runtime.queue import open_queue
 from runtime.queue.base import WorkQueue
 from runtime.queue.sqlite_queue import SqliteQueue
@@ -52,10 +53,14 @@ class StopsMidBatch(Transcriber):
         self.inner, self.engine, self.model = inner, inner.engine, inner.model
         self.agent: Agent | None = None
         self.batches = 0
+        self.in_flight_seen: list[str] = []
 
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
         self.batches += 1
         assert self.agent is not None
+        self.agent._beat()
+        [beat] = read_heartbeats(self.agent.store)
+        self.in_flight_seen = sorted(beat.in_flight)
         self.agent.request_stop("SIGTERM (test)")
         return self.inner.transcribe_batch(items)
 
@@ -154,6 +159,8 @@ def test_stop_mid_batch_finishes_it_and_leaves_the_rest_queued(
     engine.agent = agent
     assert agent.run() == 0
     assert engine.batches == 1
+    assert len(engine.in_flight_seen) == 2
+    assert set(engine.in_flight_seen) <= {ref.id for ref in load_manifest(store, report.job).segments}
     status = job_status(store, report.job)
     assert status.done == 2
     assert len(queue.receive(32, 30)) == report.segments - 2  # visible at once, nothing lost
