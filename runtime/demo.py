@@ -83,7 +83,21 @@ def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Consol
     return PassResult(report, render(cues, "srt"), wall, outcomes, by_node)
 
 
-def run_demo(home: Path, media: Path | None = None, nodes: int = 2, console: Console | None = None) -> int:
+@dataclass(frozen=True)
+class DemoOutcome:
+    first: PassResult
+    second: PassResult
+
+    @property
+    def ok(self) -> bool:
+        """Same job id, nothing transcribed twice, byte-identical transcript."""
+        return (self.second.report.job == self.first.report.job
+                and self.second.outcomes.get("done", 0) == 0
+                and self.second.transcript == self.first.transcript)
+
+
+def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
+             console: Console | None = None) -> DemoOutcome:
     console = console or Console()
     media = media or sample_path()
     if home.exists():
@@ -120,7 +134,7 @@ def run_demo(home: Path, media: Path | None = None, nodes: int = 2, console: Con
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    return 0 if identical and second.report.job == r.job else 1
+    return DemoOutcome(first, second)
 
 
 def _hits(result: PassResult) -> str:

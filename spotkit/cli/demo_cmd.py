@@ -26,4 +26,4 @@ def demo(demo_home: Path, media: Path | None, nodes: int) -> None:
       spotkit demo
       spotkit demo --media my-recording.mp3 --nodes 1
     """
-    sys.exit(run_demo(demo_home.resolve(), media, nodes))
+    sys.exit(0 if run_demo(demo_home.resolve(), media, nodes).ok else 1)

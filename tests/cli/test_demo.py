@@ -1,0 +1,23 @@
+"""`spotkit demo` end to end (what `make demo` runs), so the demo cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from runtime.demo import run_demo
+
+
+def test_demo_runs_twice_with_cache_hits(tmp_path: Path) -> None:
+    out = io.StringIO()
+    outcome = run_demo(tmp_path / "demo", nodes=2, console=Console(file=out, width=120))
+    text = out.getvalue()
+    assert outcome.ok, text
+    first, second = outcome.first, outcome.second
+    segments = first.report.segments
+    assert first.outcomes == {"done": segments}
+    assert second.outcomes == {"cache-hit": segments}
+    assert "00:00:02," in first.transcript  # the first sentence starts after 2.6 s of silence
+    assert first.transcript in text and "identical transcript" in text
