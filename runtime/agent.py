@@ -8,9 +8,12 @@ One iteration, in order (each step's failure leaves the queue consistent):
 4. run the misses through the engine as one batch, write results write-if-absent to disk and store;
 5. delete each handled message; append usage records (done / cache-hit / requeued / failed).
 
-SIGTERM stops pulling: a batch already in the engine finishes, everything else is requeued at once
-(visibility 0), and the agent exits 0. A ``kill -9`` loses only time: leases expire and another node
-redoes the work, whose result is byte-identical (deterministic decoding, content-hash keys).
+Draining (driven by `runtime.eviction.watcher.Watcher` through the `Drainable` methods below):
+stop pulling, requeue at once what the engine has not started, let the running batch finish only
+if it fits before the deadline (else requeue it too and count its engine time as wasted), then stay
+drained — pulling nothing, still serving metrics — until the event is cancelled or the process
+ends. A ``kill -9`` loses only time: leases expire and another node redoes the work, whose result
+is byte-identical (deterministic decoding, content-hash keys).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runtime import __version__
 from runtime.agent_metrics import AgentMetrics
@@ -28,6 +31,7 @@ from runtime.cache import ResultCache
 from runtime.config import Settings
 from runtime.engines.base import AudioItem, Transcriber
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
+from runtime.eviction.decision import NodeView
 from runtime.heartbeat import Heartbeat, write_heartbeat
 from runtime.leases import LeaseSet
 from runtime.queue.base import Message, WorkQueue
@@ -47,6 +51,14 @@ class _Pending:
     audio: AudioItem | None = None
 
 
+@dataclass
+class _Batch:
+    started: float
+    pending: list[_Pending]
+    predicted_seconds: float
+    abandoned: set[str] = field(default_factory=set)  # message ids handed back mid-batch
+
+
 class Agent:
     def __init__(
         self,
@@ -56,6 +68,7 @@ class Agent:
         transcriber: Callable[[], Transcriber],
         clock: Callable[[], float] = time.time,
         until_idle: bool = False,
+        exit_when_drained: bool = False,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -63,24 +76,32 @@ class Agent:
         self.node = settings.node_name
         self.clock = clock
         self.until_idle = until_idle
+        self.exit_when_drained = exit_when_drained
         self.cache = ResultCache(settings.cache_dir, store)
         self.usage = UsageLog(store, self.node, clock)
         self.metrics = AgentMetrics(self.node)
         self.leases = LeaseSet(queue)
         self.stop_event = threading.Event()
+        self.draining = threading.Event()
         self.state = "starting"
         self.counts = {"processed": 0, "cache_hits": 0, "failures": 0}
         self._make_transcriber = transcriber
         self._engine: Transcriber | None = None
+        self._lock = threading.Lock()  # guards _batch and _hold_until
+        self._batch: _Batch | None = None
+        self._hold_until: float | None = None
+        # Engine seconds per audio second, learned from every batch (a prior until the first).
+        self._engine_rate = settings.engine_seconds_per_audio_second
 
     # -- lifecycle --------------------------------------------------------------------------
     def request_stop(self, why: str = "stop requested") -> None:
+        """Stop at once: finish the batch in the engine, requeue everything else, exit."""
         if not self.stop_event.is_set():
             log.info("node=%s event=stop reason=%r in_flight=%d", self.node, why, len(self.leases))
         self.stop_event.set()
 
     def run(self) -> int:
-        """Run until stopped (or idle, with ``until_idle``). Returns the process exit code."""
+        """Run until stopped, idle (``until_idle``) or drained (``exit_when_drained``)."""
         self.queue.ensure()
         self.store.ensure()
         if self.settings.metrics_port:
@@ -93,23 +114,19 @@ class Agent:
             code = self._loop()
         except SpotkitError as err:
             log.error("node=%s event=fatal error=%r", self.node, str(err))
-            self.state = "failed"
             code = 1
         finally:
-            requeued = self.leases.release_all()
-            if requeued:
-                log.info("node=%s event=requeued segments=%d", self.node, len(requeued))
+            self._requeue_leased("agent stopping")
             self.state = "stopped" if code == 0 else "failed"
             self.stop_event.set()
             ticker.join(timeout=5)
-            self._beat()
-            self._flush_usage()
+            self.flush()
             if self._engine is not None:
                 self._engine.close()
         return code
 
     def _tick(self) -> None:
-        """Renew leases well before they expire, write heartbeats, flush usage."""
+        """Renew leases well before they expire, write heartbeats."""
         interval = max(0.2, min(self.settings.lease_seconds / 3, self.settings.heartbeat_seconds))
         while True:
             self.leases.renew_all(self.settings.lease_seconds)
@@ -124,26 +141,89 @@ class Agent:
         except SpotkitError as err:
             log.warning("node=%s event=heartbeat-failed error=%r", self.node, str(err))
 
-    def _flush_usage(self) -> None:
+    def flush(self) -> None:
+        """Usage records and a heartbeat, now (before an acknowledgement or exit)."""
         try:
             self.usage.flush()
         except SpotkitError as err:
             log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
+        self._beat()
+
+    # -- Drainable (called from the watcher thread) -----------------------------------------
+    def view(self, now: float, drained_for: str | None) -> NodeView:
+        with self._lock:
+            batch = self._batch
+            running = batch is not None and not batch.abandoned
+            full_batch = self.settings.batch_size * self.settings.segment_max_seconds
+            predicted = batch.predicted_seconds if batch else self._predict(full_batch)
+            return NodeView(now, batch.started if batch and running else None, predicted, drained_for)
+
+    def begin_drain(self, reason: str) -> int:
+        self.draining.set()
+        log.warning("node=%s event=draining reason=%r", self.node, reason)
+        return self._requeue_leased(f"drain: {reason}", keep_running_batch=True)
+
+    def abandon_batch(self, now: float) -> tuple[int, float]:
+        with self._lock:
+            batch = self._batch
+            if batch is None or batch.abandoned:
+                return 0, 0.0
+            ids = {p.message.id for p in batch.pending}
+            batch.abandoned.update(ids)
+        wasted = max(0.0, now - batch.started)
+        share = wasted / max(1, len(batch.pending))
+        requeued = 0
+        for pending in batch.pending:
+            if self.leases.settle(pending.message.id, lambda m: self.queue.release(m, 0)):
+                requeued += 1
+                self._record(pending, "requeued", batch.started, error="drain: batch could not finish "
+                             "before the deadline", gpu_seconds=share, ended=now)
+        log.warning("node=%s event=batch-abandoned requeued=%d wasted_gpu_seconds=%.2f",
+                    self.node, requeued, wasted)
+        return requeued, wasted
+
+    def is_drained(self) -> bool:
+        with self._lock:
+            running = self._batch is not None and len(self._batch.abandoned) < len(self._batch.pending)
+        return self.draining.is_set() and not running and len(self.leases) == 0
+
+    def finished_count(self) -> int:
+        return self.counts["processed"]
+
+    def hold(self, until: float | None) -> None:
+        with self._lock:
+            self._hold_until = until
+
+    def resume(self) -> None:
+        if self.draining.is_set():
+            log.warning("node=%s event=resume (event cancelled)", self.node)
+        self.draining.clear()
+
+    def _predict(self, audio_seconds: float) -> float:
+        return audio_seconds * self._engine_rate
 
     # -- main loop --------------------------------------------------------------------------
     def _loop(self) -> int:
         idle_since: float | None = None
         last_error, repeats = "", 0
         while not self.stop_event.is_set():
+            if self.draining.is_set():
+                drained = self.is_drained()
+                self.state = "drained" if drained else "draining"
+                if drained and self.exit_when_drained:
+                    log.info("node=%s event=drained-exit", self.node)
+                    return 0
+                self.stop_event.wait(0.05)
+                continue
             try:
-                self.state = "idle" if not len(self.leases) else "working"
+                self.state = "working" if len(self.leases) else "idle"
                 messages = self.queue.receive(self.settings.batch_size, self.settings.lease_seconds,
                                               on_poison=self._record_poison)
                 if messages:
                     idle_since = None
                     self.state = "working"
                     self._handle(messages)
-                    self._flush_usage()
+                    self.flush()
                 else:
                     now = self.clock()
                     idle_since = idle_since or now
@@ -155,7 +235,7 @@ class Agent:
                 last_error, repeats = "", 0
             except SpotkitError as err:
                 self.metrics.errors.labels(self.node).inc()
-                self.leases.release_all(error=str(err))
+                self._requeue_leased(str(err))
                 repeats = repeats + 1 if str(err) == last_error else 1
                 last_error = str(err)
                 log.warning("node=%s event=iteration-failed repeats=%d error=%r",
@@ -176,13 +256,21 @@ class Agent:
             if pending is not None and not self._answer_from_cache(pending):
                 misses.append(pending)
         misses = [p for p in misses if self._load_audio(p)]
-        if not misses:
-            return
-        if self.stop_event.is_set():
-            self._requeue(misses, "node draining before the batch started")
-            return
-        self._run_engine(misses)
+        if misses and self._wait_for_hold(sum(p.item.seconds for p in misses)):
+            self._run_engine(misses)
+        self._requeue_leased("node draining before the batch started")
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
+
+    def _wait_for_hold(self, audio_seconds: float) -> bool:
+        """Start no batch that would straddle a Freeze; False if a stop or drain came meanwhile."""
+        while not (self.stop_event.is_set() or self.draining.is_set()):
+            with self._lock:
+                until = self._hold_until
+            if until is None or self.clock() + self._predict(audio_seconds) <= until:
+                return True
+            self.state = "holding"
+            time.sleep(0.05)
+        return False
 
     def _parse(self, message: Message) -> _Pending | None:
         try:
@@ -196,8 +284,7 @@ class Agent:
     def _answer_from_cache(self, pending: _Pending) -> bool:
         item = pending.item
         started = self.clock()
-        hit = self.cache.get(item.options.task, item.segment)
-        if hit is None:
+        if self.cache.get(item.options.task, item.segment) is None:
             return False
         self._complete(pending, "cache-hit", started, tokens_out=0, engine="cache", model=item.options.model)
         self.counts["cache_hits"] += 1
@@ -223,43 +310,58 @@ class Agent:
         pending.audio = AudioItem(item.segment, pcm, item.options)
         return True
 
-    def _run_engine(self, batch: list[_Pending]) -> None:
+    def _run_engine(self, pending: list[_Pending]) -> None:
         engine = self._engine
         assert engine is not None
-        started = self.clock()
+        audio_seconds = sum(p.item.seconds for p in pending)
+        batch = _Batch(self.clock(), pending, self._predict(audio_seconds))
+        with self._lock:
+            self._batch = batch
         try:
             with self.metrics.batch_seconds.labels(self.node).time():
-                results = engine.transcribe_batch([p.audio for p in batch if p.audio is not None])
+                results = engine.transcribe_batch([p.audio for p in pending if p.audio is not None])
         except EngineError as err:
-            for pending in batch:
-                self._fail(pending, str(err), started)
+            for item in pending:
+                if item.message.id not in batch.abandoned:
+                    self._fail(item, str(err), batch.started)
             return
-        for pending, result in zip(batch, results, strict=True):
-            self._store_result(pending, result, started)
+        finally:
+            with self._lock:
+                self._batch = None
+        took = self.clock() - batch.started
+        if audio_seconds > 0:
+            self._engine_rate = 0.7 * self._engine_rate + 0.3 * (took / audio_seconds)
+        share = took / len(pending)
+        for item, result in zip(pending, results, strict=True):
+            if item.message.id not in batch.abandoned:  # handed back mid-batch: another node redoes it
+                self._store_result(item, result, batch.started, share)
 
-    def _store_result(self, pending: _Pending, result: TranscriptResult, started: float) -> None:
+    def _store_result(self, pending: _Pending, result: TranscriptResult, started: float,
+                      gpu_seconds: float) -> None:
         self.cache.put(pending.item.options.task, pending.item.segment, result.to_bytes())
         self.metrics.audio_seconds.labels(self.node).inc(pending.item.seconds)
-        self._complete(pending, "done", started, result.tokens, result.engine, result.model)
+        self._complete(pending, "done", started, result.tokens, result.engine, result.model, gpu_seconds)
 
     # -- settling messages ------------------------------------------------------------------
     def _record(self, pending: _Pending, outcome: str, started: float, tokens_out: int = 0,
-                engine: str = "", model: str = "", error: str = "") -> None:
+                engine: str = "", model: str = "", error: str = "", gpu_seconds: float = 0.0,
+                ended: float | None = None) -> None:
         item = pending.item
         self.usage.add(UsageRecord(
             node=self.node, job=item.job, segment=item.segment, task=item.options.task,
             audio_seconds=item.seconds, tokens_in=0, tokens_out=tokens_out,
             engine=engine or (self._engine.engine if self._engine else ""),
-            model=model or item.options.model, started_at=started, ended_at=self.clock(),
-            outcome=outcome, error=error,
+            model=model or item.options.model, started_at=started,
+            ended_at=self.clock() if ended is None else ended,
+            outcome=outcome, error=error, gpu_seconds=round(gpu_seconds, 4),
         ))
         self.metrics.count(outcome)
 
     def _complete(self, pending: _Pending, outcome: str, started: float, tokens_out: int,
-                  engine: str, model: str) -> None:
+                  engine: str, model: str, gpu_seconds: float = 0.0) -> None:
         self.leases.settle(pending.message.id, self.queue.delete)
         self.counts["processed"] += 1
-        self._record(pending, outcome, started, tokens_out, engine, model)
+        self._record(pending, outcome, started, tokens_out, engine, model, gpu_seconds=gpu_seconds)
 
     def _fail(self, pending: _Pending, error: str, started: float) -> None:
         delay = int(min(60.0, self.settings.retry_seconds * 2 ** (pending.message.dequeue_count - 1)))
@@ -270,10 +372,32 @@ class Agent:
         log.warning("node=%s event=segment-failed segment=%s error=%r", self.node,
                     pending.item.segment, error)
 
-    def _requeue(self, batch: list[_Pending], why: str) -> None:
-        for pending in batch:
-            if self.leases.settle(pending.message.id, lambda m: self.queue.release(m, 0)):
-                self._record(pending, "requeued", self.clock(), error=why)
+    def _requeue_leased(self, why: str, keep_running_batch: bool = False) -> int:
+        """Hand back (visibility 0) every leased message — but the running batch's, if asked."""
+        with self._lock:
+            running = {p.message.id for p in self._batch.pending} if self._batch else set()
+        requeued = 0
+        for message_id in self.leases.ids():
+            if keep_running_batch and message_id in running:
+                continue
+            message = self.leases.get(message_id)
+            if message is None:
+                continue
+            try:
+                released = self.leases.settle(message_id, lambda m: self.queue.release(m, 0))
+            except SpotkitError as err:
+                log.warning("node=%s could not requeue %s (its lease will expire instead): %s",
+                            self.node, message_id, err)
+                continue
+            if released:
+                requeued += 1
+                try:
+                    now = self.clock()
+                    self._record(_Pending(message, WorkItem.decode(message.body)), "requeued", now,
+                                 error=why, ended=now)
+                except BadMessage:
+                    pass
+        return requeued
 
     def _poison(self, message: Message, reason: str) -> None:
         self.leases.settle(message.id, lambda m: self.queue.poison(m, reason, self._record_poison))

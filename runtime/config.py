@@ -38,6 +38,18 @@ class Settings:
     idle_seconds: float = 3.0
     heartbeat_seconds: float = 5.0
     retry_seconds: float = 2.0
+    # Prior for the drain decision until the first batch is measured (engine s per audio s).
+    engine_seconds_per_audio_second: float = 0.05
+    # Eviction handling (docs/eviction.md).
+    scheduled_events: str = "auto"  # auto (on when running on Azure) | on | off
+    imds_endpoint: str = "http://169.254.169.254"
+    imds_poll_seconds: float = 1.0
+    vm_name: str = ""  # the name events must carry; default SPOTKIT_NODE_NAME if set, else IMDS's
+    safety_margin_seconds: float = 5.0
+    sigterm_grace_seconds: float = 20.0
+    acknowledge_events: bool = True
+    alert_webhook: str = ""
+    runbook_url: str = ""
     metrics_port: int = 0
     model: str = "tiny.en"
     model_path: str = ""
@@ -61,6 +73,14 @@ class Settings:
             ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
             ("node_name", bool(self.node_name.strip()), "must not be empty"),
             ("model", bool(self.model.strip()) or bool(self.model_path), "name a model or a model_path"),
+            ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
+            ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
+             "must be an http(s) URL"),
+            ("imds_poll_seconds", 0 < self.imds_poll_seconds <= 60, "must be in (0, 60]"),
+            ("safety_margin_seconds", self.safety_margin_seconds >= 0, "must be 0 or more"),
+            ("sigterm_grace_seconds", self.sigterm_grace_seconds >= 0, "must be 0 or more"),
+            ("engine_seconds_per_audio_second", self.engine_seconds_per_audio_second > 0,
+             "must be positive"),
         ]
         for key, ok, why in checks:
             if not ok:
@@ -113,6 +133,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values["home"] = home
     values.setdefault("queue", f"sqlite://{home / 'queue.db'}")
     values.setdefault("store", f"file://{home / 'store'}")
+    if values.get("node_name") and not values.get("vm_name"):
+        values["vm_name"] = values["node_name"]  # an explicit node name is the VM name events carry
     values.setdefault("node_name", socket.gethostname())
     values.setdefault("cache_dir", home / "cache")
     return Settings(**values).validate()

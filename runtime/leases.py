@@ -31,6 +31,10 @@ class LeaseSet:
         with self._lock:
             return list(self._held)
 
+    def get(self, message_id: str) -> Message | None:
+        with self._lock:
+            return self._held.get(message_id)
+
     def tag(self, message_id: str, segment: str) -> None:
         with self._lock:
             if message_id in self._held:
@@ -79,15 +83,3 @@ class LeaseSet:
                 except QueueError as err:
                     log.warning("renewing %s failed, will retry: %s", message_id, err)
         return renewed
-
-    def release_all(self, error: str | None = None) -> list[str]:
-        """Give every held message back at once (visibility 0). Returns the ids released."""
-        released = []
-        for message_id in self.ids():
-            try:
-                if self.settle(message_id, lambda m: self.queue.release(m, 0, error)):
-                    released.append(message_id)
-            except QueueError as err:
-                log.warning("could not requeue %s (its lease will expire instead): %s",
-                            message_id, err)
-        return released

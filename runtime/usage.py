@@ -34,6 +34,7 @@ class UsageRecord:
     ended_at: float
     outcome: str  # one of OUTCOMES
     error: str = ""
+    gpu_seconds: float = 0.0  # engine time spent on this segment (its share of the batch)
 
 
 def _day(ts: float) -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
 
 import click
 
-from runtime.agent import Agent
 from runtime.engines.factory import open_transcriber
+from runtime.node import Node
 from runtime.queue import open_queue
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
@@ -22,13 +20,18 @@ from spotkit.cli import friendly_errors, settings_from
 @click.option("--batch-size", type=int, help="Messages per pull and segments per engine batch.")
 @click.option("--lease-seconds", type=int, help="Queue lease (visibility timeout), renewed while working.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port (0: off).")
+@click.option("--exit-when-drained", is_flag=True,
+              help="Exit 0 once drained for an eviction (default: stay drained, serving metrics).")
 @click.pass_context
 @friendly_errors
 def agent(ctx: click.Context, until_idle: bool, node_name: str | None, cache_dir: str | None,
-          batch_size: int | None, lease_seconds: int | None, metrics_port: int | None) -> None:
+          batch_size: int | None, lease_seconds: int | None, metrics_port: int | None,
+          exit_when_drained: bool) -> None:
     """Pull segments, transcribe them (or answer from the cache), store results.
 
-    SIGTERM or Ctrl-C: stop pulling, requeue what has not started, exit 0.
+    SIGTERM or Ctrl-C: drain (stop pulling, requeue what cannot finish within
+    sigterm_grace_seconds), then exit 0; a second signal stops at once. On Azure the agent
+    also watches Scheduled Events and drains on Preempt/Terminate/Reboot/Redeploy.
 
     \b
     Examples:
@@ -38,12 +41,8 @@ def agent(ctx: click.Context, until_idle: bool, node_name: str | None, cache_dir
     """
     settings = settings_from(ctx, node_name=node_name, cache_dir=cache_dir, batch_size=batch_size,
                              lease_seconds=lease_seconds, metrics_port=metrics_port)
-    node = Agent(settings, open_queue(settings.queue, settings.max_deliveries),
-                 open_store(settings.store), lambda: open_transcriber(settings), until_idle=until_idle)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        node.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    node = Node(settings, open_queue(settings.queue, settings.max_deliveries), open_store(settings.store),
+                lambda: open_transcriber(settings), until_idle=until_idle,
+                exit_when_drained=exit_when_drained)
+    node.install_signal_handlers()
     sys.exit(node.run())

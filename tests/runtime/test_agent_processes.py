@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,13 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def leased(settings: Settings) -> int:
+    """Messages currently leased (invisible) in the embedded queue."""
+    with sqlite3.connect(settings.home / "queue.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM messages WHERE dequeue_count > 0 AND visible_at > ?",
+                                (time.time(),)).fetchone()[0])
+
+
 def run_to_completion(settings: Settings, node: str) -> None:
     agent = start_agent(settings, node, "--until-idle")
     assert agent.wait(180) == 0, (settings.home / "logs" / f"{node}.log").read_text()
@@ -62,7 +70,8 @@ def test_kill_9_mid_batch_loses_nothing(tmp_path: Path) -> None:
     total = job_status(store, job).total
     assert total >= 8
     victim = start_agent(settings, "victim")
-    wait_for(lambda: 1 <= job_status(store, job).done < total, 120, "the victim's first results")
+    wait_for(lambda: 1 <= job_status(store, job).done < total and leased(settings) > 0, 120,
+             "the victim holding leases after its first results")
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     done_at_kill = job_status(store, job).done

@@ -1,0 +1,68 @@
+"""Eviction alerts: a structured log line always, and a webhook (Slack-compatible ``text``) when
+configured — posted from a background thread with retries, so an alert never delays a drain."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+log = logging.getLogger("spotkit.alerts")
+
+DEFAULT_RUNBOOK = "https://github.com/spotkit/spotkit/blob/main/docs/eviction.md#on-call-runbook"
+
+
+class Alerter:
+    def __init__(self, webhook_url: str = "", runbook_url: str = DEFAULT_RUNBOOK, timeout: float = 5.0,
+                 attempts: int = 4, backoff_seconds: float = 1.0) -> None:
+        self.webhook_url = webhook_url
+        self.runbook_url = runbook_url
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self._threads: list[threading.Thread] = []
+        self.delivered = 0
+        self.failed = 0
+
+    def eviction(self, record: dict[str, Any]) -> None:
+        payload = {
+            **record,
+            "runbook": self.runbook_url,
+            "text": (f":warning: spotkit node *{record['node']}* drained for {record['event_type']} "
+                     f"({record['event_id']}): notice {record['notice_seconds']:.1f} s, drained in "
+                     f"{record['drain_seconds']:.1f} s, {record['requeued']} segments requeued, "
+                     f"{record['finished']} finished, {record['wasted_gpu_seconds']:.1f} GPU s wasted. "
+                     f"Runbook: {self.runbook_url}"),
+        }
+        log.warning("event=eviction %s", json.dumps(payload, sort_keys=True))
+        if self.webhook_url:
+            thread = threading.Thread(target=self._post, args=(payload,), daemon=True, name="alert")
+            self._threads.append(thread)
+            thread.start()
+
+    def _post(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        for attempt in range(1, self.attempts + 1):
+            request = urllib.request.Request(self.webhook_url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                    if 200 <= reply.status < 300:
+                        self.delivered += 1
+                        return
+            except (urllib.error.URLError, TimeoutError, OSError) as err:
+                log.warning("event=alert-failed attempt=%d error=%r", attempt, str(err))
+            if attempt < self.attempts:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        self.failed += 1
+        log.error("event=alert-undelivered webhook attempts=%d", self.attempts)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Let pending deliveries finish (used before exit and in tests)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

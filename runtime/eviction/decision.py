@@ -1,0 +1,79 @@
+"""What a node does about its interruption events at a given moment — a pure function.
+
+Timeline of a spot eviction (Azure gives ``Preempt`` at least 30 s of notice, best effort)::
+
+    t0            event visible at IMDS (Scheduled, NotBefore = t0 + 30 s)
+    t0 + ≤1 s     the watcher sees it: stop pulling; requeue every leased segment the engine has
+                  not started; the batch in the engine finishes only if it will end before
+                  NotBefore − safety margin, otherwise it is requeued at once too
+    drained       no lease held: write the eviction record, alert, acknowledge the event
+    NotBefore     (or at the acknowledgement) Azure deallocates the VM
+
+``Reboot``/``Redeploy`` drain the same way (the persistent disk survives, the temporary disk does
+not); an operator's ``Drain`` request and the service manager's ``SIGTERM`` too. ``Freeze`` only
+holds back a batch that would straddle the freeze. An event that disappears was cancelled: the
+node resumes — unless it drained for SIGTERM, which never disappears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.eviction.events import EVICTING, InterruptionEvent
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    safety_margin_seconds: float = 5.0  # leave this long before NotBefore to flush, record, ack
+    acknowledge_types: tuple[str, ...] = ("Preempt", "Terminate")
+
+
+@dataclass(frozen=True)
+class NodeView:
+    now: float
+    batch_started_at: float | None = None  # an engine batch is running since then
+    predicted_batch_seconds: float = 0.0  # how long the running (or next) batch takes
+    drained_for: str | None = None  # the event the node is drained for, if any
+
+
+@dataclass(frozen=True)
+class Reaction:
+    action: str  # "run" | "drain" | "hold" | "resume"
+    reason: str
+    event: InterruptionEvent | None = None
+    deadline: float | None = None  # drain: everything settled by then
+    finish_in_flight: bool = False  # drain: the running batch fits before the deadline
+    acknowledge: bool = False  # drain: approve the event once drained
+    hold_until: float | None = None  # hold: start no batch that would end after this
+
+
+def deadline_of(event: InterruptionEvent, now: float, policy: DrainPolicy) -> float:
+    if event.status == "Started" or event.not_before is None:
+        return now
+    return max(now, event.not_before - policy.safety_margin_seconds)
+
+
+def react(events: list[InterruptionEvent], node: NodeView, policy: DrainPolicy) -> Reaction:
+    """Events are this node's current ones (already filtered to its own VM name)."""
+    evicting = [e for e in events if e.event_type in EVICTING]
+    if evicting:
+        event = min(evicting, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))
+        deadline = deadline_of(event, node.now, policy)
+        fits = (node.batch_started_at is not None
+                and node.batch_started_at + node.predicted_batch_seconds <= deadline)
+        running = node.batch_started_at is not None
+        how = ("the running batch fits before the deadline" if fits
+               else "the running batch cannot finish in time: requeue it" if running
+               else "nothing running")
+        return Reaction("drain", f"{event.event_type} {event.event_id}: {how}", event, deadline,
+                        finish_in_flight=fits,
+                        acknowledge=event.event_type in policy.acknowledge_types and event.origin == "imds")
+    freezes = [e for e in events if e.event_type == "Freeze"]
+    if freezes:
+        event = min(freezes, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))
+        start = deadline_of(event, node.now, policy)
+        return Reaction("hold", f"Freeze {event.event_id}: start no batch that straddles it",
+                        event, hold_until=start)
+    if node.drained_for is not None:
+        return Reaction("resume", f"event {node.drained_for} is gone (cancelled): resume pulling")
+    return Reaction("run", "no interruption events")

@@ -1,0 +1,83 @@
+"""A node: the agent plus its eviction watcher, wired to signals — what ``spotkit agent`` runs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from runtime.agent import Agent
+from runtime.config import Settings
+from runtime.engines.base import Transcriber
+from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
+from runtime.eviction.decision import DrainPolicy
+from runtime.eviction.imds import ImdsClient
+from runtime.eviction.sources import DrainRequestSource, EventSource, ScheduledEventsSource, SignalSource
+from runtime.eviction.watcher import Watcher
+from runtime.queue.base import WorkQueue
+from runtime.store.base import ObjectStore
+
+log = logging.getLogger("spotkit.node")
+
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"  # what every Azure VM reports in DMI
+
+
+def on_azure(dmi: Path = Path("/sys/class/dmi/id/chassis_asset_tag")) -> bool:
+    try:
+        return dmi.read_text().strip() == AZURE_ASSET_TAG
+    except OSError:
+        return False
+
+
+def scheduled_events_enabled(settings: Settings) -> bool:
+    if settings.scheduled_events == "auto":
+        return on_azure()
+    return settings.scheduled_events == "on"
+
+
+class Node:
+    """Composes agent, event sources and watcher; `run` returns the process exit code."""
+
+    def __init__(self, settings: Settings, queue: WorkQueue, store: ObjectStore,
+                 transcriber: Callable[[], Transcriber], until_idle: bool = False,
+                 exit_when_drained: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.agent = Agent(settings, queue, store, transcriber, clock, until_idle, exit_when_drained)
+        self.signals = SignalSource(settings.sigterm_grace_seconds)
+        sources: list[EventSource] = [self.signals, DrainRequestSource(store, settings.node_name)]
+        imds = ImdsClient(settings.imds_endpoint)
+        if scheduled_events_enabled(settings):
+            sources.append(ScheduledEventsSource(imds, settings.vm_name, settings.imds_poll_seconds))
+        self.watcher = Watcher(
+            settings.node_name, sources, self.agent, store,
+            DrainPolicy(settings.safety_margin_seconds), Alerter(settings.alert_webhook,
+                                                                  settings.runbook_url or DEFAULT_RUNBOOK),
+            clock, acknowledge=imds.acknowledge if settings.acknowledge_events else None)
+
+    def on_signal(self, signum: int, frame: FrameType | None = None) -> None:
+        """First SIGTERM/SIGINT: drain with the grace deadline, then exit. A second: stop now."""
+        name = signal.Signals(signum).name
+        if self.agent.exit_when_drained and self.agent.draining.is_set():
+            self.agent.request_stop(f"second {name}")
+            return
+        self.agent.exit_when_drained = True
+        self.signals.trigger(self.clock(), name)
+        self.watcher.poke()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+
+    def run(self) -> int:
+        thread = threading.Thread(target=self.watcher.run, name="watcher", daemon=True)
+        thread.start()
+        try:
+            return self.agent.run()
+        finally:
+            self.watcher.stop()
+            thread.join(timeout=5)
+            self.watcher.alerter.wait(timeout=5)
