@@ -51,6 +51,8 @@ class Settings:
     alert_webhook: str = ""
     runbook_url: str = ""
     metrics_port: int = 0
+    transcriber: str = "faster-whisper"  # or "simulated" (fleet rehearsals, chaos tests)
+    simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
     model: str = "tiny.en"
     model_path: str = ""
     device: str = "cpu"
@@ -73,6 +75,9 @@ class Settings:
             ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
             ("node_name", bool(self.node_name.strip()), "must not be empty"),
             ("model", bool(self.model.strip()) or bool(self.model_path), "name a model or a model_path"),
+            ("transcriber", self.transcriber in ("faster-whisper", "simulated"),
+             "must be faster-whisper or simulated"),
+            ("simulated_speed", self.simulated_speed > 0, "must be positive"),
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
              "must be an http(s) URL"),

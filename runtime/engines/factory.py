@@ -1,12 +1,23 @@
-"""Pick the transcriber from settings (``SPOTKIT_TRANSCRIBER``; today: ``faster-whisper``)."""
+"""Pick the transcriber from settings: ``SPOTKIT_TRANSCRIBER`` = ``faster-whisper`` (default) or
+``simulated`` (no inference; for fleet rehearsals and chaos tests)."""
 
 from __future__ import annotations
 
 from runtime.config import Settings
 from runtime.engines.base import Transcriber
+from runtime.errors import ConfigError
+
+TRANSCRIBERS = ("faster-whisper", "simulated")
 
 
 def open_transcriber(settings: Settings) -> Transcriber:
+    if settings.transcriber == "simulated":
+        from runtime.engines.simulated import SimulatedTranscriber
+
+        return SimulatedTranscriber(settings.model, settings.simulated_speed)
+    if settings.transcriber != "faster-whisper":
+        raise ConfigError(f"transcriber = {settings.transcriber!r}: use one of {', '.join(TRANSCRIBERS)} "
+                          "(SPOTKIT_TRANSCRIBER)")
     from runtime.engines.faster_whisper_engine import FasterWhisperTranscriber
 
     return FasterWhisperTranscriber(

@@ -1,0 +1,110 @@
+"""The Scheduled Events document format, in every shape Azure and its mock server write it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runtime.eviction.events import (
+    EventStore,
+    InterruptionEvent,
+    MalformedDocument,
+    format_not_before,
+    parse_document,
+    parse_not_before,
+)
+
+
+def doc(*events: dict[str, object], incarnation: int = 1) -> bytes:
+    return json.dumps({"DocumentIncarnation": incarnation, "Events": list(events)}).encode()
+
+
+def event(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "EventId": "602d9444-d2cd-49c7-8624-8643e7171297", "EventType": "Preempt",
+        "ResourceType": "VirtualMachine", "Resources": ["spot-1"], "EventStatus": "Scheduled",
+        "NotBefore": "Mon, 19 Sep 2016 18:29:47 GMT", "Description": "", "EventSource": "Platform",
+        "DurationInSeconds": -1}
+    base.update(fields)
+    return base
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Mon, 19 Sep 2016 18:29:47 GMT", 1474309787.0),  # RFC 1123, as Azure writes it
+    ("2016-09-19T18:29:47Z", 1474309787.0),  # ISO 8601, as Microsoft's mock server writes it
+    ("2016-09-19T20:29:47+02:00", 1474309787.0),
+    ("2016-09-19T18:29:47", 1474309787.0),  # no zone: UTC
+    ("", None),  # Started
+    ("   ", None),
+])
+def test_not_before_formats(text: str, expected: float | None) -> None:
+    assert parse_not_before(text) == expected
+
+
+def test_not_before_round_trip() -> None:
+    assert parse_not_before(format_not_before(1474309787.0)) == 1474309787.0
+    assert format_not_before(1474309787.0) == "Mon, 19 Sep 2016 18:29:47 GMT"
+
+
+def test_bad_not_before() -> None:
+    with pytest.raises(MalformedDocument, match="neither RFC 1123 nor ISO 8601"):
+        parse_not_before("next tuesday")
+
+
+def test_empty_document() -> None:
+    assert parse_document(doc(incarnation=0)) == (0, [])
+    assert parse_document(b"{}") == (0, [])
+
+
+def test_full_event() -> None:
+    incarnation, [parsed] = parse_document(doc(event(), incarnation=7))
+    assert incarnation == 7
+    assert parsed == InterruptionEvent(
+        "602d9444-d2cd-49c7-8624-8643e7171297", "Preempt", "Scheduled", 1474309787.0, ("spot-1",),
+        "", "Platform", -1, "imds")
+
+
+def test_started_event_has_no_not_before() -> None:
+    _, [parsed] = parse_document(doc(event(EventStatus="Started", NotBefore="")))
+    assert (parsed.status, parsed.not_before) == ("Started", None)
+
+
+def test_event_without_id_gets_a_stable_one() -> None:
+    raw = event()
+    del raw["EventId"]
+    first = parse_document(doc(raw))[1][0].event_id
+    assert first.startswith("sha-") and first == parse_document(doc(raw))[1][0].event_id
+
+
+def test_applies_to_scale_set_instance_names() -> None:
+    _, [parsed] = parse_document(doc(event(Resources=["gpu-pool_3", "gpu-pool_7"])))
+    assert parsed.applies_to("gpu-pool_3") and not parsed.applies_to("gpu-pool_4")
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"<html>oops</html>", "not JSON"),
+    (b"[]", "Events list"),
+    (json.dumps({"Events": {"a": 1}}).encode(), "Events list"),
+    (doc("not an object"), "not an object"),  # type: ignore[arg-type]
+    (doc({"EventId": "x"}), "EventType"),
+    (doc(event(Resources="spot-1")), "Resources is not a list"),
+    (doc(event(NotBefore="soon")), "neither RFC 1123"),
+    (doc(event(DurationInSeconds="long")), "mangles"),
+])
+def test_malformed_documents(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedDocument, match=reason):
+        parse_document(body)
+
+
+def test_store_deduplicates_across_sources_and_forgets_finished() -> None:
+    store = EventStore()
+    a = InterruptionEvent("e1", "Preempt", "Scheduled", 100.0)
+    store.update("imds", [a], now=1.0)
+    store.update("replay", [a], now=2.0)
+    assert store.current() == [a]
+    assert store.first_seen("e1") == 1.0
+    store.update("imds", [], now=3.0)
+    assert store.current() == [a]  # still reported by the other source
+    store.update("replay", [], now=4.0)
+    assert store.current() == []

@@ -1,0 +1,244 @@
+"""The watcher against the local metadata service, driving a fake node (reactions, records, acks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.eviction.alerts import Alerter
+from runtime.eviction.decision import DrainPolicy, NodeView
+from runtime.eviction.imds import ImdsClient
+from runtime.eviction.sources import DrainRequestSource, ScheduledEventsSource, SignalSource, drain_request_key
+from runtime.eviction.watcher import Watcher
+from runtime.fleet.metadata_server import MetadataServer
+from runtime.fleet.metadata_state import Fault
+from runtime.store.file_store import FileStore
+from tests.support.azurite import free_port
+
+
+class FakeNode:
+    """Implements the watcher's `Drainable` protocol with counters instead of a queue."""
+
+    def __init__(self, leased: int = 3, batch: int = 0, predicted: float = 0.0) -> None:
+        self.draining = False
+        self.leased = leased
+        self.batch = batch
+        self.batch_started: float | None = time.time() - 0.5 if batch else None
+        self.predicted = predicted
+        self.finished = 0
+        self.flushes = 0
+        self.held: float | None = None
+        self.resumed = 0
+        self.drained_when_flushed: list[bool] = []
+
+    def view(self, now: float, drained_for: str | None) -> NodeView:
+        return NodeView(now, self.batch_started, self.predicted, drained_for)
+
+    def begin_drain(self, reason: str) -> int:
+        self.draining, requeued, self.leased = True, self.leased, 0
+        return requeued
+
+    def abandon_batch(self, now: float) -> tuple[int, float]:
+        if self.batch_started is None:
+            return 0, 0.0
+        requeued, wasted = self.batch, now - self.batch_started
+        self.batch, self.batch_started = 0, None
+        return requeued, wasted
+
+    def finish_batch(self) -> None:
+        self.finished += self.batch
+        self.batch, self.batch_started = 0, None
+
+    def is_drained(self) -> bool:
+        return self.draining and self.batch_started is None and self.leased == 0
+
+    def finished_count(self) -> int:
+        return self.finished
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.drained_when_flushed.append(self.is_drained())
+
+    def hold(self, until: float | None) -> None:
+        self.held = until
+
+    def resume(self) -> None:
+        self.draining = False
+        self.resumed += 1
+
+
+def make_watcher(imds: MetadataServer, node: FakeNode, tmp_path: Path, vm: str = "spot-1",
+                 endpoint: str | None = None) -> tuple[Watcher, FileStore]:
+    store = FileStore(tmp_path / "store")
+    client = ImdsClient(endpoint or imds.vm_endpoint(vm), timeout=0.5)
+    source = ScheduledEventsSource(client, vm, interval=0.0, first_timeout=0.5)
+    watcher = Watcher(vm, [source], node, store, DrainPolicy(safety_margin_seconds=1.0), Alerter(),
+                      time.time, acknowledge=client.acknowledge)
+    return watcher, store
+
+
+def test_empty_document_keeps_running(imds: MetadataServer, tmp_path: Path) -> None:
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    assert watcher.step().action == "run"
+    assert not node.draining
+
+
+def test_preempt_drains_records_then_acknowledges(imds: MetadataServer, tmp_path: Path) -> None:
+    event = imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    node = FakeNode(leased=3, batch=2, predicted=2.0)  # the batch ends in 1.5 s: it fits
+    watcher, store = make_watcher(imds, node, tmp_path)
+    reaction = watcher.step()
+    assert reaction.action == "drain" and reaction.finish_in_flight
+    assert node.draining and node.batch == 2  # still running, not abandoned
+    assert event.acknowledged_at is None  # not before the drain finished
+    node.finish_batch()
+    watcher.step()
+    [record] = watcher.records
+    assert event.acknowledged_at is not None and event.acknowledged_by == "spot-1"
+    assert record.acknowledged_at is not None and record.acknowledged_at >= record.drained_at
+    assert (record.event_id, record.requeued, record.finished) == (event.event_id, 3, 2)
+    assert 28 <= record.notice_seconds <= 31
+    assert node.drained_when_flushed == [True]
+    stored = json.loads(store.get(record.key()))
+    assert stored["event_type"] == "Preempt" and stored["node"] == "spot-1"
+    watcher.step()
+    assert len(watcher.records) == 1  # one record per event, however long it stays
+
+
+def test_short_notice_abandons_the_running_batch(imds: MetadataServer, tmp_path: Path) -> None:
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=2)
+    node = FakeNode(leased=1, batch=4, predicted=10.0)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    reaction = watcher.step()
+    assert not reaction.finish_in_flight
+    [record] = watcher.records
+    assert record.requeued == 5 and record.finished == 0
+    assert record.wasted_gpu_seconds >= 0.5  # the abandoned batch had run for 0.5 s
+
+
+def test_events_for_other_vms_only_are_ignored(imds: MetadataServer, tmp_path: Path) -> None:
+    imds.state.add_event("Preempt", ["spot-2"], notice_seconds=30, visible_to=["spot-1", "spot-2"])
+    imds.state.add_event("Reboot", ["gpu-pool_4"], notice_seconds=600, visible_to=["spot-1"])
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    assert watcher.step().action == "run" and not node.draining
+
+
+def test_freeze_scheduled_then_started_then_gone(imds: MetadataServer, tmp_path: Path) -> None:
+    freeze = imds.state.add_event("Freeze", ["spot-1"], notice_seconds=60, duration_seconds=5)
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    reaction = watcher.step()
+    assert reaction.action == "hold" and node.held == pytest.approx(freeze.not_before - 1, abs=1.5)
+    assert not node.draining
+    imds.state.acknowledge("spot-1", [freeze.event_id])  # now Started
+    assert watcher.step().action == "hold" and node.held is not None and node.held <= time.time()
+    imds.state.end_event(freeze.event_id, "completed")
+    assert watcher.step().action == "run" and node.held is None
+
+
+def test_cancelled_preempt_resumes(imds: MetadataServer, tmp_path: Path) -> None:
+    event = imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    node = FakeNode(leased=0)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    watcher.step()
+    assert node.draining and watcher.drained
+    imds.state.end_event(event.event_id, "cancelled")
+    assert watcher.step().action == "resume"
+    assert not node.draining and node.resumed == 1 and not watcher.drained
+
+
+@pytest.mark.parametrize("fault", [Fault("garbage"), Fault("status", status=500),
+                                   Fault("raw", body="null"), Fault("delay", seconds=1.0)])
+def test_bad_replies_are_survived(imds: MetadataServer, tmp_path: Path, fault: Fault) -> None:
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    imds.state.add_fault("spot-1", Fault(fault.mode, 3, fault.status, fault.seconds, fault.body))
+    for _ in range(3):
+        assert watcher.step().action == "run"
+    source = watcher.sources[0]
+    assert isinstance(source, ScheduledEventsSource) and source.failures == 3
+    event = imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    watcher.step()
+    assert node.draining and watcher.records[0].event_id == event.event_id
+
+
+def test_bad_replies_do_not_cancel_a_known_event(imds: MetadataServer, tmp_path: Path) -> None:
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    node = FakeNode(leased=0)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    watcher.step()
+    imds.state.add_fault("spot-1", Fault("status", 2, 503))
+    assert [watcher.step().action, watcher.step().action] == ["drain", "drain"]
+    assert node.resumed == 0
+
+
+def test_unreachable_endpoint_keeps_polling(imds: MetadataServer, tmp_path: Path) -> None:
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path, endpoint=f"http://127.0.0.1:{free_port()}")
+    assert [watcher.step().action for _ in range(3)] == ["run"] * 3
+    source = watcher.sources[0]
+    assert isinstance(source, ScheduledEventsSource) and source.failures == 3
+
+
+def test_vm_name_from_instance_metadata(imds: MetadataServer, tmp_path: Path) -> None:
+    imds.state.add_event("Preempt", ["spot-9"], notice_seconds=30)
+    node = FakeNode()
+    store = FileStore(tmp_path)
+    source = ScheduledEventsSource(ImdsClient(imds.vm_endpoint("spot-9")), vm_name="", interval=0)
+    Watcher("n", [source], node, store, DrainPolicy(), Alerter(), time.time).step()
+    assert source.vm_name == "spot-9" and node.draining
+
+
+def test_sigterm_and_drain_request_sources(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    signals = SignalSource(grace_seconds=20)
+    node = FakeNode(leased=2)
+    watcher = Watcher("n1", [signals, DrainRequestSource(store, "n1", interval=0)], node, store,
+                      DrainPolicy(safety_margin_seconds=1), Alerter(), time.time)
+    assert watcher.step().action == "run"
+    store.put(drain_request_key("n1"), json.dumps({"id": "drain-1", "requested_at": time.time(),
+                                                    "deadline_seconds": 60}).encode())
+    reaction = watcher.step()
+    assert reaction.action == "drain" and not reaction.acknowledge
+    store.delete(drain_request_key("n1"))
+    assert watcher.step().action == "resume"
+    signals.trigger(time.time())
+    reaction = watcher.step()
+    assert reaction.action == "drain" and reaction.event is not None and reaction.event.event_type == "Sigterm"
+    assert reaction.deadline == pytest.approx(time.time() + 19, abs=1)
+
+
+def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: Path) -> None:
+    received: list[dict[str, object]] = []
+    hook = MetadataServer(extra=lambda method, path, body: (received.append(body), (200, {}))[1]).start()
+    try:
+        imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+        node = FakeNode(leased=1)
+        watcher, _ = make_watcher(imds, node, tmp_path)
+        watcher.alerter = Alerter(f"{hook.url}/admin/hook", runbook_url="https://runbook.example/evict")
+        watcher.step()
+        watcher.alerter.wait()
+        [alert] = received
+        assert alert["node"] == "spot-1" and alert["requeued"] == 1
+        assert alert["runbook"] == "https://runbook.example/evict"
+        assert "spot-1" in str(alert["text"]) and "Preempt" in str(alert["text"])
+    finally:
+        hook.stop()
+
+
+def test_unreachable_webhook_retries_and_gives_up(imds: MetadataServer, tmp_path: Path) -> None:
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    node = FakeNode(leased=0)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    watcher.alerter = Alerter(f"http://127.0.0.1:{free_port()}/hook", attempts=2, backoff_seconds=0.01,
+                              timeout=0.5)
+    started = time.monotonic()
+    watcher.step()
+    assert time.monotonic() - started < 0.5  # the drain did not wait for the webhook
+    watcher.alerter.wait()
+    assert (watcher.alerter.delivered, watcher.alerter.failed) == (0, 1)
