@@ -11,7 +11,12 @@ import pytest
 from runtime.eviction.alerts import Alerter
 from runtime.eviction.decision import DrainPolicy, NodeView
 from runtime.eviction.imds import ImdsClient
-from runtime.eviction.sources import DrainRequestSource, ScheduledEventsSource, SignalSource, drain_request_key
+from runtime.eviction.sources import (
+    DrainRequestSource,
+    ScheduledEventsSource,
+    SignalSource,
+    drain_request_key,
+)
 from runtime.eviction.watcher import Watcher
 from runtime.fleet.metadata_server import MetadataServer
 from runtime.fleet.metadata_state import Fault
@@ -209,13 +214,19 @@ def test_sigterm_and_drain_request_sources(tmp_path: Path) -> None:
     assert watcher.step().action == "resume"
     signals.trigger(time.time())
     reaction = watcher.step()
-    assert reaction.action == "drain" and reaction.event is not None and reaction.event.event_type == "Sigterm"
+    assert reaction.action == "drain" and reaction.event is not None
+    assert reaction.event.event_type == "Sigterm"
     assert reaction.deadline == pytest.approx(time.time() + 19, abs=1)
 
 
 def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: Path) -> None:
     received: list[dict[str, object]] = []
-    hook = MetadataServer(extra=lambda method, path, body: (received.append(body), (200, {}))[1]).start()
+
+    def webhook(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
+        received.append(body)
+        return 200, {}
+
+    hook = MetadataServer(extra=webhook).start()
     try:
         imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
         node = FakeNode(leased=1)
