@@ -1,8 +1,10 @@
 """The embedded end-to-end run behind ``make demo``: no cloud account, everything on this machine.
 
 SQLite queue + local-disk store under a fresh directory, a shipped sample (speech with long
-silences), two agent processes, a progress bar, the transcript, a summary — then the same file
-again, to show that nothing is transcribed twice.
+silences), a local fleet of two agents playing spot VMs against a local metadata service, a
+``Preempt`` for one of them mid-run (it drains, requeues, acknowledges, and is deallocated), a
+progress bar, the transcript, a summary — then the same file again, to show that nothing is
+transcribed twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from subprocess import Popen
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,9 +22,10 @@ from rich.table import Table
 
 from runtime.config import Settings, load_settings
 from runtime.errors import SpotkitError
+from runtime.fleet.local_fleet import Fleet
 from runtime.formats import render
 from runtime.jobs import SubmitReport, assemble, job_status, submit
-from runtime.local_agents import start_agent, stop_agent
+from runtime.oncall import list_evictions
 from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.usage import read_usage
@@ -40,47 +43,54 @@ class PassResult:
     wall_seconds: float
     outcomes: dict[str, int]
     by_node: dict[str, int]
+    evictions: list[dict[str, Any]]
 
 
-def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Console) -> PassResult:
+def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Console,
+              evict: tuple[str, float] | None = None) -> PassResult:
+    """Submit *media*, run a local fleet until the queue is empty; optionally Preempt one node
+    (with that many seconds of notice) once the first results are in."""
     queue, store = open_queue(settings.queue), open_store(settings.store)
     queue.ensure()
     store.ensure()
     pass_started = time.time()
     report = submit(media, queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds)
     started = time.monotonic()
-    agents: list[Popen[bytes]] = [start_agent(settings, node, "--until-idle") for node in nodes]
+    fleet = Fleet(settings, nodes).up()
+    evicted = False
     try:
         with Progress(TextColumn("[bold]transcribing"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} segments"), TimeElapsedColumn(),
                       console=console) as bar:
             task = bar.add_task("segments", total=report.segments)
-            wall = 0.0
-            # Agents run --until-idle: they exit once the queue stays empty. Progress is what has
-            # left the queue (answered from the cache or transcribed).
-            while not all(a.poll() is not None for a in agents):
-                left = queue.approximate_count()
-                bar.update(task, completed=max(0, report.segments - left))
-                if left == 0 and not wall:
-                    wall = time.monotonic() - started
+            while True:
+                status = job_status(store, report.job)
+                bar.update(task, completed=status.done)
+                if status.finished and queue.approximate_count() == 0:
+                    break
+                if evict and not evicted and status.done >= 2:
+                    fleet.evict(evict[0], "Preempt", evict[1])
+                    evicted = True
+                    console.print(f"[yellow]Azure-style Preempt for {evict[0]} with {evict[1]:.0f} s of "
+                                  "notice: less than its batch in flight needs")
+                if all(n.state != "running" for n in fleet.nodes.values()):
+                    raise SpotkitError(f"every agent stopped; see the logs in {settings.home / 'logs'}")
                 time.sleep(0.1)
-            bar.update(task, completed=report.segments)
-        wall = wall or time.monotonic() - started
-        status = job_status(store, report.job)
+        wall = time.monotonic() - started
     finally:
-        codes = [stop_agent(agent) for agent in agents]
-    if any(codes):
-        raise SpotkitError(f"an agent exited with {codes}; see the logs in {settings.home / 'logs'}")
+        fleet.down()
     if not status.complete:
         raise SpotkitError(f"job {report.job} did not complete: {status.as_dict()}")
     _, cues = assemble(store, report.job)
     outcomes: dict[str, int] = {}
     by_node: dict[str, int] = {}
     for record in read_usage(store):
-        if record.job == report.job and record.started_at >= pass_started:
+        if record.job == report.job and record.started_at >= pass_started and record.outcome != "requeued":
             outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
             by_node[record.node] = by_node.get(record.node, 0) + 1
-    return PassResult(report, render(cues, "srt"), wall, outcomes, by_node)
+    # Spot evictions only: the SIGTERM drains of the final shutdown are recorded too.
+    evictions = [e for e in list_evictions(store) if e["seen_at"] >= pass_started and e["origin"] == "imds"]
+    return PassResult(report, render(cues, "srt"), wall, outcomes, by_node, evictions)
 
 
 @dataclass(frozen=True)
@@ -102,12 +112,19 @@ def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
     media = media or sample_path()
     if home.exists():
         shutil.rmtree(home)
-    # Short segments and small batches so the sample spreads over both agents.
-    settings = load_settings(env={}, home=home, segment_max_seconds=10, idle_seconds=2, batch_size=2)
+    # Short segments and small batches: the sample spreads over both agents, and the eviction
+    # lands in the middle of the work.
+    settings = load_settings(env={}, home=home, segment_max_seconds=5, batch_size=2,
+                             safety_margin_seconds=1.0, imds_poll_seconds=0.5)
     console.rule("spotkit demo — embedded queue (SQLite), local store, local agents")
     console.print(f"state in {home}\nmedia: {media}")
     names = [f"local-{i + 1}" for i in range(nodes)]
-    first = _run_pass(settings, media, names, console)
+    first = _run_pass(settings, media, names, console, evict=(names[0], 1.0) if nodes > 1 else None)
+    for e in first.evictions:
+        console.print(f"[yellow]{e['node']} drained in {e['drain_seconds']:.1f} s after the notice: "
+                      f"{e['requeued']} segments requeued to the other node, {e['finished']} finished, "
+                      f"{e['wasted_gpu_seconds']:.1f} engine-seconds wasted, event acknowledged: "
+                      f"{'yes' if e['acknowledged_at'] else 'no'}; then the VM was deallocated")
     console.print(f"\n[bold]job {first.report.job}[/bold] — transcript (SRT):\n")
     console.print(first.transcript, markup=False, highlight=False, soft_wrap=True)
 
@@ -126,6 +143,7 @@ def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
         ("silence never transcribed", f"{r.silence_share:.0%}", f"{second.report.silence_share:.0%}"),
         ("transcribed / cache hits", _hits(first), _hits(second)),
         ("segments per node", _fmt(first.by_node), _fmt(second.by_node)),
+        ("evictions (requeued)", _fmt_evictions(first.evictions), _fmt_evictions(second.evictions)),
         ("wall seconds", f"{first.wall_seconds:.1f}", f"{second.wall_seconds:.1f}"),
         ("audio s per wall s", f"{r.duration_seconds / first.wall_seconds:.1f}",
          f"{r.duration_seconds / second.wall_seconds:.1f}"),
@@ -139,6 +157,10 @@ def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
 
 def _hits(result: PassResult) -> str:
     return f"{result.outcomes.get('done', 0)} / {result.outcomes.get('cache-hit', 0)}"
+
+
+def _fmt_evictions(evictions: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{e['node']} ({e['requeued']})" for e in evictions) or "-"
 
 
 def _fmt(counts: dict[str, int]) -> str:

@@ -16,11 +16,11 @@ def agent_command(home: Path, node: str, *extra: str) -> list[str]:
             *extra]
 
 
-def start_agent(settings: Settings, node: str, *extra: str,
-                log_dir: Path | None = None) -> subprocess.Popen[bytes]:
+def start_agent(settings: Settings, node: str, *extra: str, log_dir: Path | None = None,
+                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """One agent process with *settings*, its own name and its own cache directory (a node's disk)."""
     home = settings.home
-    child_env = {**os.environ, **settings_env(settings)}
+    child_env = {**os.environ, **(env or {}), **settings_env(settings)}
     child_env["SPOTKIT_NODE_NAME"] = node
     child_env["SPOTKIT_CACHE_DIR"] = str(home / "nodes" / node / "cache")
     child_env.pop("SPOTKIT_CONFIG", None)

@@ -167,6 +167,11 @@ class Watcher:
         return _ActiveDrain(record, reaction.acknowledge, finished_before)
 
     def _finish(self, active: _ActiveDrain, now: float) -> None:
+        """Drained: persist what happened, tell on-call, and only then approve the event.
+
+        The order matters: approving lets Azure deallocate the VM at once, so the usage records,
+        the eviction record and the alert go out first.
+        """
         record = active.record
         record.drained_at = now
         record.drain_seconds = round(now - record.seen_at, 3)
@@ -176,7 +181,15 @@ class Watcher:
             self.agent.flush()
         except SpotkitError as err:
             log.warning("node=%s event=flush-failed error=%r", self.node, str(err))
+        self._write(record)
+        if record.origin != "signal":  # a routine `systemctl stop` is recorded, not paged about
+            self.alerter.eviction(asdict(record))
+        self.records.append(record)
+        active.done = True
         if active.acknowledge and self.acknowledge is not None:
+            # Give the webhook a moment (never past NotBefore), then approve the event.
+            deadline = record.not_before if record.not_before is not None else now
+            self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))
             try:
                 self.acknowledge([record.event_id])
                 record.acknowledged_at = self.clock()
@@ -184,10 +197,10 @@ class Watcher:
                 record.ack_error = str(err)
                 log.warning("node=%s event=ack-failed id=%s error=%r (the event starts at NotBefore "
                             "anyway)", self.node, record.event_id, str(err))
+            self._write(record)  # best effort: the VM may be gone already
+
+    def _write(self, record: EvictionRecord) -> None:
         try:
             self.store.put(record.key(), json.dumps(asdict(record), sort_keys=True).encode())
         except SpotkitError as err:
             log.warning("node=%s event=record-failed error=%r", self.node, str(err))
-        self.alerter.eviction(asdict(record))
-        self.records.append(record)
-        active.done = True

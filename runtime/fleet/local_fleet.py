@@ -34,6 +34,7 @@ class FleetNode:
     process: Popen[bytes] | None = None
     state: str = "stopped"  # running | evicted | killed | exited | stopped
     restart_at: float | None = None
+    started_at: float = 0.0
     starts: int = 0
     evictions: int = 0
     kills: int = 0
@@ -46,8 +47,9 @@ class FleetNode:
 class Fleet:
     def __init__(self, settings: Settings, names: list[str], agent_args: tuple[str, ...] = (),
                  restart_after: float | None = None, clock: Callable[[], float] = time.time,
-                 admin_port: int = 0) -> None:
+                 admin_port: int = 0, env: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.env = env or {}
         self.agent_args = agent_args
         self.restart_after = restart_after
         self.clock = clock
@@ -74,8 +76,8 @@ class Fleet:
     def start(self, name: str) -> None:
         with self._lock:
             node = self.nodes[name]
-            node.process = start_agent(self.node_settings(name), name, *self.agent_args)
-            node.state, node.restart_at = "running", None
+            node.process = start_agent(self.node_settings(name), name, *self.agent_args, env=self.env)
+            node.state, node.restart_at, node.started_at = "running", None, self.clock()
             node.starts += 1
 
     def down(self, timeout: float = 30.0) -> dict[str, int]:

@@ -20,4 +20,8 @@ def test_demo_runs_twice_with_cache_hits(tmp_path: Path) -> None:
     assert first.outcomes == {"done": segments}
     assert second.outcomes == {"cache-hit": segments}
     assert "00:00:02," in first.transcript  # the first sentence starts after 2.6 s of silence
+    [eviction] = first.evictions  # local-1 was preempted mid-run, drained and acknowledged
+    assert eviction["node"] == "local-1" and eviction["event_type"] == "Preempt"
+    assert eviction["acknowledged_at"] is not None and eviction["drained_at"] <= eviction["acknowledged_at"]
+    assert second.evictions == []
     assert first.transcript in text and "identical transcript" in text

@@ -49,7 +49,7 @@ class Azurite:
                 f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
                 f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};")
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -57,14 +57,24 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self) -> Azurite:
+        """Stop and start again on the same ports and data (needs a *location*)."""
+        self.stop(keep_data=True)
+        return start_azurite(location=self.workdir, ports=(self.blob_port, self.queue_port))
 
 
-def start_azurite(timeout: float = 60.0) -> Azurite:
-    blob, queue, table = free_port(), free_port(), free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+def start_azurite(timeout: float = 60.0, location: Path | None = None,
+                  ports: tuple[int, int] | None = None) -> Azurite:
+    """In memory by default; with *location*, data persists there (so a restart keeps it)."""
+    blob, queue = ports or (free_port(), free_port())
+    table = free_port()
+    workdir = location or Path(tempfile.mkdtemp(prefix="azurite-"))
+    storage = ["--location", str(workdir)] if location else ["--inMemoryPersistence"]
     process = subprocess.Popen(
-        [azurite_binary(), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck",
+        [azurite_binary(), "--silent", *storage, "--skipApiVersionCheck",
          "--disableTelemetry", "--blobHost", "127.0.0.1", "--blobPort", str(blob),
          "--queueHost", "127.0.0.1", "--queuePort", str(queue),
          "--tableHost", "127.0.0.1", "--tablePort", str(table)],

@@ -1,0 +1,124 @@
+"""``spotkit node list|drain|undrain`` and ``spotkit evictions list``: the on-call view."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from runtime import oncall
+from runtime.store import open_store
+from spotkit.cli import friendly_errors, settings_from
+
+
+@click.group()
+def node() -> None:
+    """See the fleet's nodes; drain one for maintenance.
+
+    \b
+    Examples:
+      spotkit node list
+      spotkit node drain gpu-slot-2 --deadline 60 --reason "driver update"
+      spotkit node undrain gpu-slot-2
+    """
+
+
+@node.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """Every node that has sent a heartbeat: state, in-flight segments, counters.
+
+    \b
+    Examples:
+      spotkit node list --json | jq '.[] | select(.state == "silent")'
+    """
+    rows = oncall.list_nodes(open_store(settings_from(ctx).store))
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table(title="nodes")
+    columns = ("node", "state", "seconds_since_heartbeat", "in_flight", "processed", "cache_hits",
+               "failures", "drain_requested")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    Console().print(table)
+
+
+@node.command()
+@click.argument("name")
+@click.option("--deadline", type=float, default=30.0, show_default=True,
+              help="Seconds the node has to finish what is in flight.")
+@click.option("--reason", default="operator drain", show_default=True)
+@click.pass_context
+@friendly_errors
+def drain(ctx: click.Context, name: str, deadline: float, reason: str) -> None:
+    """Ask NAME to stop pulling work and requeue what cannot finish by the deadline.
+
+    \b
+    Examples:
+      spotkit node drain gpu-slot-1 --deadline 0    # requeue everything now
+    """
+    click.echo(oncall.request_drain(open_store(settings_from(ctx).store), name, deadline, reason))
+
+
+@node.command()
+@click.argument("name")
+@click.pass_context
+@friendly_errors
+def undrain(ctx: click.Context, name: str) -> None:
+    """Withdraw a drain request; NAME resumes pulling.
+
+    \b
+    Examples:
+      spotkit node undrain gpu-slot-1
+    """
+    found = oncall.cancel_drain(open_store(settings_from(ctx).store), name)
+    click.echo(f"{name}: drain request withdrawn" if found else f"{name}: no drain request")
+
+
+@click.group()
+def evictions() -> None:
+    """What evictions happened and what they cost.
+
+    \b
+    Examples:
+      spotkit evictions list --day 2026-11-28
+    """
+
+
+@evictions.command("list")
+@click.option("--day", help="UTC day, YYYY-MM-DD (default: all).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def list_evictions(ctx: click.Context, day: str | None, as_json: bool) -> None:
+    """Each eviction: node, event, notice, drain time, requeued, finished, wasted GPU seconds.
+
+    \b
+    Examples:
+      spotkit evictions list --json
+    """
+    records = oncall.list_evictions(open_store(settings_from(ctx).store), day)
+    if as_json:
+        click.echo(json.dumps(records))
+        return
+    table = Table(title="evictions")
+    for column in ("when (UTC)", "node", "event", "notice s", "drain s", "requeued", "finished",
+                   "wasted GPU s", "acknowledged"):
+        table.add_column(column)
+    for r in records:
+        when = datetime.fromtimestamp(r["seen_at"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(when, r["node"], f"{r['event_type']} {r['event_id'][:8]}", f"{r['notice_seconds']:.1f}",
+                      f"{r['drain_seconds']:.2f}", str(r["requeued"]), str(r["finished"]),
+                      f"{r['wasted_gpu_seconds']:.2f}", "yes" if r["acknowledged_at"] else "no")
+    Console().print(table)
+    if not records:
+        click.echo(f"no evictions recorded{' on ' + day if day else ''} (as of {time.strftime('%H:%M:%S')})")
