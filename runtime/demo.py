@@ -124,7 +124,7 @@ def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
         console.print(f"[yellow]{e['node']} drained in {e['drain_seconds']:.1f} s after the notice: "
                       f"{e['requeued']} segments requeued to the other node, {e['finished']} finished, "
                       f"{e['wasted_gpu_seconds']:.1f} engine-seconds wasted, event acknowledged: "
-                      f"{'yes' if e['acknowledged_at'] else 'no'}; then the VM was deallocated")
+                      f"{'yes' if e['will_acknowledge'] else 'no'}; then the VM was deallocated")
     console.print(f"\n[bold]job {first.report.job}[/bold] — transcript (SRT):\n")
     console.print(first.transcript, markup=False, highlight=False, soft_wrap=True)
 

@@ -51,7 +51,8 @@ class EvictionRecord:
     finished: int = 0  # segments completed after the event was seen
     requeued: int = 0
     wasted_gpu_seconds: float = 0.0
-    acknowledged_at: float | None = None
+    will_acknowledge: bool = False  # written before the approval, which may end the VM at once
+    acknowledged_at: float | None = None  # best effort: the VM may be gone before this is stored
     ack_error: str = ""
 
     def key(self) -> str:
@@ -177,6 +178,7 @@ class Watcher:
         record.drain_seconds = round(now - record.seen_at, 3)
         record.finished = self.agent.finished_count() - active.finished_before
         record.wasted_gpu_seconds = round(record.wasted_gpu_seconds, 3)
+        record.will_acknowledge = active.acknowledge and self.acknowledge is not None
         try:
             self.agent.flush()
         except SpotkitError as err:
@@ -186,7 +188,7 @@ class Watcher:
             self.alerter.eviction(asdict(record))
         self.records.append(record)
         active.done = True
-        if active.acknowledge and self.acknowledge is not None:
+        if record.will_acknowledge and self.acknowledge is not None:
             # Give the webhook a moment (never past NotBefore), then approve the event.
             deadline = record.not_before if record.not_before is not None else now
             self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))

@@ -36,8 +36,9 @@ def serve(settings: Settings, nodes: int, restart_after: float | None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     path = state_path(settings.home)
-    path.write_text(json.dumps({"pid": os.getpid(), "url": fleet.server.url,
-                                "nodes": list(fleet.nodes)}))
+    temp = path.with_suffix(".tmp")  # written whole, then renamed: readers never see half of it
+    temp.write_text(json.dumps({"pid": os.getpid(), "url": fleet.server.url, "nodes": list(fleet.nodes)}))
+    temp.replace(path)
     try:
         while not stop.wait(0.2) and not fleet._stop.is_set():
             pass

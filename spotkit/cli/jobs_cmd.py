@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
@@ -18,6 +17,7 @@ from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.work import TaskOptions
 from spotkit.cli import EXIT_INCOMPLETE, friendly_errors, settings_from
+from spotkit.cli.tables import print_table
 
 _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploading segments"}
 
@@ -85,15 +85,10 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
-    table = Table(title=f"job {job} ({result.source})")
-    for column in ("segments", "done", "in flight", "queued", "poisoned"):
-        table.add_column(column, justify="right")
-    table.add_row(*(str(n) for n in (result.total, result.done, result.in_flight, result.queued,
-                                     len(result.poisoned))))
-    console = Console()
-    console.print(table)
+    print_table(f"job {job} ({result.source})", ("segments", "done", "in flight", "queued", "poisoned"),
+                [(result.total, result.done, result.in_flight, result.queued, len(result.poisoned))])
     for entry in result.poisoned:
-        console.print(f"poisoned segment #{entry['index']}: {entry['reason']}")
+        click.echo(f"poisoned segment #{entry['index']}: {entry['reason']}")
 
 
 @click.command()

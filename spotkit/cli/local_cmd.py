@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from runtime.fleet import supervisor
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.tables import print_table
 
 
 @click.group()
@@ -93,12 +92,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(answer))
         return
-    table = Table(title=f"local fleet ({answer['url']})")
-    for column in ("node", "state", "pid", "starts", "evictions", "kills"):
-        table.add_column(column)
-    for node in answer["nodes"]:
-        table.add_row(*(str(node[k]) for k in ("name", "state", "pid", "starts", "evictions", "kills")))
-    Console().print(table)
+    columns = ("name", "state", "pid", "starts", "evictions", "kills")
+    print_table(f"local fleet ({answer['url']})", columns,
+                ([node[k] for k in columns] for node in answer["nodes"]))
 
 
 @local.command()

@@ -7,12 +7,11 @@ import time
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from runtime import oncall
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.tables import print_table
 
 
 @click.group()
@@ -42,14 +41,11 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    table = Table(title="nodes")
     columns = ("node", "state", "seconds_since_heartbeat", "in_flight", "processed", "cache_hits",
                "failures", "drain_requested")
-    for column in columns:
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
-    Console().print(table)
+    headers = ("node", "state", "beat age s", "in flight", "processed", "cache hits", "failed", "drain")
+    print_table("nodes (beat age = seconds since the last heartbeat)", headers,
+                ([row[c] for c in columns] for row in rows))
 
 
 @node.command()
@@ -110,15 +106,14 @@ def list_evictions(ctx: click.Context, day: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(records))
         return
-    table = Table(title="evictions")
-    for column in ("when (UTC)", "node", "event", "notice s", "drain s", "requeued", "finished",
-                   "wasted GPU s", "acknowledged"):
-        table.add_column(column)
+    rows = []
     for r in records:
-        when = datetime.fromtimestamp(r["seen_at"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(when, r["node"], f"{r['event_type']} {r['event_id'][:8]}", f"{r['notice_seconds']:.1f}",
-                      f"{r['drain_seconds']:.2f}", str(r["requeued"]), str(r["finished"]),
-                      f"{r['wasted_gpu_seconds']:.2f}", "yes" if r["acknowledged_at"] else "no")
-    Console().print(table)
+        acked = "yes" if r.get("will_acknowledge") or r["acknowledged_at"] else "no"
+        when = datetime.fromtimestamp(r["seen_at"], tz=UTC).strftime("%H:%M:%S")
+        rows.append((when, r["node"], r["event_type"], f"{r['notice_seconds']:.1f}",
+                     f"{r['drain_seconds']:.2f}", r["requeued"], r["finished"],
+                     f"{r['wasted_gpu_seconds']:.2f}", acked))
+    columns = ("UTC", "node", "event", "notice", "drain", "requeued", "finished", "wasted", "acked")
+    print_table("evictions and drains (seconds; wasted = GPU seconds; --json for ids)", columns, rows)
     if not records:
         click.echo(f"no evictions recorded{' on ' + day if day else ''} (as of {time.strftime('%H:%M:%S')})")
