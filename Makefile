@@ -33,6 +33,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	bash bench/install-tools.sh
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.eviction
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work

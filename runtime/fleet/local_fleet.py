@@ -80,6 +80,12 @@ class Fleet:
             node.state, node.restart_at, node.started_at = "running", None, self.clock()
             node.starts += 1
 
+    def add(self, name: str) -> None:
+        """Capacity arrives: a new VM joins the fleet."""
+        with self._lock:
+            self.nodes.setdefault(name, FleetNode(name))
+        self.start(name)
+
     def down(self, timeout: float = 30.0) -> dict[str, int]:
         """SIGTERM every agent (they drain and exit), then stop the metadata service."""
         self._stop.set()
