@@ -316,6 +316,9 @@ class Agent:
         audio_seconds = sum(p.item.seconds for p in pending)
         batch = _Batch(self.clock(), pending, self._predict(audio_seconds))
         with self._lock:
+            # A drain that began a moment ago has already requeued these: do not start them.
+            if self.draining.is_set() or self.stop_event.is_set():
+                return
             self._batch = batch
         try:
             with self.metrics.batch_seconds.labels(self.node).time():
