@@ -13,16 +13,21 @@ from runtime.media import SAMPLE_RATE, Pcm, decode_bytes
 
 
 def encode_flac(pcm: Pcm) -> bytes:
+    # Fixed 4096-sample frames keep the encoding deterministic for a given PyAV build.
+    return encode_audio(pcm, "flac", "flac", "s16", 4096)
+
+
+def encode_audio(pcm: Pcm, container: str, codec: str, sample_format: str, frame_size: int) -> bytes:
+    """Encode mono 16 kHz PCM with any FFmpeg codec (``s16`` or ``flt`` input frames)."""
     buf = io.BytesIO()
-    with av.open(buf, mode="w", format="flac") as out:
-        stream = out.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
-        stream.format = "s16"
-        # Fixed 4096-sample frames keep the encoding deterministic for a given PyAV build.
-        frame_size = 4096
-        samples = pcm.samples
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        if not isinstance(stream, av.AudioStream):
+            raise MediaError(f"{codec} is not an audio codec")
+        samples = pcm.samples if sample_format == "s16" else pcm.as_float()
         for start in range(0, len(samples), frame_size):
             chunk = np.ascontiguousarray(samples[start : start + frame_size]).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame = av.AudioFrame.from_ndarray(chunk, format=sample_format, layout="mono")
             frame.sample_rate = SAMPLE_RATE
             frame.pts = start
             for packet in stream.encode(frame):

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from runtime.audio_codec import decode_flac, encode_flac
+from runtime.audio_codec import decode_flac, encode_audio, encode_flac
 from runtime.errors import MediaError
 from runtime.media import SAMPLE_RATE, Pcm, decode_bytes, decode_file
 from tests.conftest import DATA, DEMO_SAMPLE
@@ -26,18 +26,7 @@ def write_wav(path: Path, pcm: Pcm, rate: int = SAMPLE_RATE) -> None:
 
 def write_mp4(path: Path, pcm: Pcm) -> None:
     """An AAC track in an MP4 container, made with PyAV (no ffmpeg binary needed)."""
-    with av.open(str(path), mode="w", format="mp4") as out:
-        stream = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        samples = pcm.samples.astype(np.float32) / 32768.0
-        for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(samples[start:start + 1024].reshape(1, -1),
-                                               format="flt", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = start
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    path.write_bytes(encode_audio(pcm, "mp4", "aac", "flt", 1024))
 
 
 def test_flac_sample_decodes_to_16k_mono() -> None:
