@@ -90,6 +90,8 @@ class Agent:
         self._lock = threading.Lock()  # guards _batch and _hold_until
         self._batch: _Batch | None = None
         self._hold_until: float | None = None
+        self._requeued = 0  # segments handed back (drains, stops, failed iterations)
+        self._wasted = 0.0  # engine seconds of abandoned batches
         # Engine seconds per audio second, learned from every batch (a prior until the first).
         self._engine_rate = settings.engine_seconds_per_audio_second
 
@@ -178,6 +180,9 @@ class Agent:
                 requeued += 1
                 self._record(pending, "requeued", batch.started, error="drain: batch could not finish "
                              "before the deadline", gpu_seconds=share, ended=now)
+        with self._lock:
+            self._requeued += requeued
+            self._wasted += share * requeued
         log.warning("node=%s event=batch-abandoned requeued=%d wasted_gpu_seconds=%.2f",
                     self.node, requeued, wasted)
         return requeued, wasted
@@ -187,8 +192,9 @@ class Agent:
             running = self._batch is not None and len(self._batch.abandoned) < len(self._batch.pending)
         return self.draining.is_set() and not running and len(self.leases) == 0
 
-    def finished_count(self) -> int:
-        return self.counts["processed"]
+    def totals(self) -> tuple[int, int, float]:
+        with self._lock:
+            return self.counts["processed"], self._requeued, self._wasted
 
     def hold(self, until: float | None) -> None:
         with self._lock:
@@ -258,7 +264,7 @@ class Agent:
         misses = [p for p in misses if self._load_audio(p)]
         if misses and self._wait_for_hold(sum(p.item.seconds for p in misses)):
             self._run_engine(misses)
-        self._requeue_leased("node draining before the batch started")
+        self._requeue_leased("drain or stop: not started")
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
 
     def _wait_for_hold(self, audio_seconds: float) -> bool:
@@ -394,6 +400,8 @@ class Agent:
                 continue
             if released:
                 requeued += 1
+                with self._lock:
+                    self._requeued += 1
                 try:
                     now = self.clock()
                     self._record(_Pending(message, WorkItem.decode(message.body)), "requeued", now,

@@ -30,7 +30,7 @@ class Drainable(Protocol):
     def begin_drain(self, reason: str) -> int: ...  # stop pulling; requeue unstarted; returns count
     def abandon_batch(self, now: float) -> tuple[int, float]: ...  # requeue the running batch
     def is_drained(self) -> bool: ...
-    def finished_count(self) -> int: ...  # segments completed so far (monotonic)
+    def totals(self) -> tuple[int, int, float]: ...  # (finished, requeued, wasted GPU s) so far
     def flush(self) -> None: ...  # usage records, heartbeat
     def hold(self, until: float | None) -> None: ...
     def resume(self) -> None: ...
@@ -64,7 +64,7 @@ class EvictionRecord:
 class _ActiveDrain:
     record: EvictionRecord
     acknowledge: bool
-    finished_before: int
+    baseline: tuple[int, int, float]  # the node's totals when the drain began
     done: bool = False
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -150,9 +150,7 @@ class Watcher:
         active = self.active
         if not active.done and self.agent.view(now, None).batch_started_at is not None:
             if not reaction.finish_in_flight or now >= reaction.deadline:
-                requeued, wasted = self.agent.abandon_batch(now)
-                active.record.requeued += requeued
-                active.record.wasted_gpu_seconds += wasted
+                self.agent.abandon_batch(now)
         if not active.done and self.agent.is_drained():
             self._finish(active, self.clock())
 
@@ -161,11 +159,11 @@ class Watcher:
         notice = max(0.0, (event.not_before or seen) - seen) if event.status != "Started" else 0.0
         record = EvictionRecord(self.node, event.event_id, event.event_type, event.origin, seen,
                                 event.not_before, round(notice, 3), now)
-        finished_before = self.agent.finished_count()
-        record.requeued += self.agent.begin_drain(reaction.reason)
+        baseline = self.agent.totals()
+        self.agent.begin_drain(reaction.reason)
         log.warning("node=%s event=drain-start type=%s id=%s notice=%.1f reason=%r", self.node,
                     event.event_type, event.event_id, notice, reaction.reason)
-        return _ActiveDrain(record, reaction.acknowledge, finished_before)
+        return _ActiveDrain(record, reaction.acknowledge, baseline)
 
     def _finish(self, active: _ActiveDrain, now: float) -> None:
         """Drained: persist what happened, tell on-call, and only then approve the event.
@@ -176,8 +174,12 @@ class Watcher:
         record = active.record
         record.drained_at = now
         record.drain_seconds = round(now - record.seen_at, 3)
-        record.finished = self.agent.finished_count() - active.finished_before
-        record.wasted_gpu_seconds = round(record.wasted_gpu_seconds, 3)
+        # Counted by the node itself, so work it hands back on its own during the drain (a batch
+        # leased just as the drain began) is counted too.
+        finished, requeued, wasted = self.agent.totals()
+        record.finished = finished - active.baseline[0]
+        record.requeued = requeued - active.baseline[1]
+        record.wasted_gpu_seconds = round(wasted - active.baseline[2], 3)
         record.will_acknowledge = active.acknowledge and self.acknowledge is not None
         try:
             self.agent.flush()

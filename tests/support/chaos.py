@@ -153,8 +153,7 @@ def check(report: ChaosReport) -> dict[str, Any]:
         assert record["drained_at"] <= event["acknowledged_at"], f"{event_id} acknowledged before drained"
     for record in report.evictions:
         window = [u for u in report.usage if u.node == record["node"] and u.outcome == "requeued"
-                  and u.error.startswith("drain")
-                  and record["seen_at"] - 1 <= u.ended_at <= record["drained_at"]]
+                  and record["drain_started_at"] <= u.ended_at <= record["drained_at"]]
         assert len(window) == record["requeued"], (record, len(window))
         wasted = sum(u.gpu_seconds for u in window)
         assert abs(wasted - record["wasted_gpu_seconds"]) < 0.05, (record, wasted)

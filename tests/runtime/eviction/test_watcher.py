@@ -34,6 +34,8 @@ class FakeNode:
         self.batch_started: float | None = time.time() - 0.5 if batch else None
         self.predicted = predicted
         self.finished = 0
+        self.requeued = 0
+        self.wasted = 0.0
         self.flushes = 0
         self.held: float | None = None
         self.resumed = 0
@@ -44,6 +46,7 @@ class FakeNode:
 
     def begin_drain(self, reason: str) -> int:
         self.draining, requeued, self.leased = True, self.leased, 0
+        self.requeued += requeued
         return requeued
 
     def abandon_batch(self, now: float) -> tuple[int, float]:
@@ -51,6 +54,8 @@ class FakeNode:
             return 0, 0.0
         requeued, wasted = self.batch, now - self.batch_started
         self.batch, self.batch_started = 0, None
+        self.requeued += requeued
+        self.wasted += wasted
         return requeued, wasted
 
     def finish_batch(self) -> None:
@@ -60,8 +65,8 @@ class FakeNode:
     def is_drained(self) -> bool:
         return self.draining and self.batch_started is None and self.leased == 0
 
-    def finished_count(self) -> int:
-        return self.finished
+    def totals(self) -> tuple[int, int, float]:
+        return self.finished, self.requeued, self.wasted
 
     def flush(self) -> None:
         self.flushes += 1
