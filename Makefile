@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) node_modules/.installed
+# Debian's cloud-init validates the node images (`cloud-init schema`); systemd-analyze checks the units;
+# mkfs.ext4 and curl run the disk and secrets boot scripts against local stand-ins.
+system-packages:
+	@if ! command -v cloud-init >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 \
+	    || ! command -v mkfs.ext4 >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      cloud-init systemd e2fsprogs curl >/dev/null; \
+	  else echo "make test needs: apt-get install cloud-init systemd e2fsprogs curl"; exit 1; fi; \
+	fi
+
+unit: $(STAMP) node_modules/.installed system-packages
 	$(PY) -m pytest
 
 test: lint typecheck unit

@@ -1,0 +1,1 @@
+"""spotkit's Pulumi program: validated stack config, one ComponentResource per concern."""

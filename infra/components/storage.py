@@ -1,0 +1,83 @@
+"""Storage: the work queue and its poison queue, one blob container for segments, results, usage
+records and heartbeats (by key prefix), lifecycle rules for segment audio. Shared-key access is
+off (identities only), TLS 1.2 at least, no public blobs, and the data plane is reachable only from
+the fleet's subnets and the operator's network."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import storage
+
+QUEUE = "work"
+CONTAINER = "spotkit"
+
+
+@dataclass
+class StorageArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tags: dict[str, str]
+    subnet_ids: list[pulumi.Input[str]]
+    operator_cidr: str
+    segment_retention_days: int
+
+
+def storage_ip_rule(cidr: str) -> str:
+    """Storage IP rules take plain addresses for single hosts (no /31, /32)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    return str(network.network_address) if network.prefixlen >= 31 else str(network)
+
+
+class Storage(pulumi.ComponentResource):
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("spotkit:infra:Storage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        rg = args.resource_group_name
+        account = storage.StorageAccount(
+            f"{name}acct".replace("-", ""), resource_group_name=rg, location=args.location, tags=args.tags,
+            kind="StorageV2", sku=storage.SkuArgs(name="Standard_LRS"),
+            allow_shared_key_access=False, minimum_tls_version="TLS1_2", allow_blob_public_access=False,
+            enable_https_traffic_only=True, default_to_o_auth_authentication=True,
+            network_rule_set=storage.NetworkRuleSetArgs(
+                default_action=storage.DefaultAction.DENY, bypass="AzureServices",
+                virtual_network_rules=[storage.VirtualNetworkRuleArgs(virtual_network_resource_id=s)
+                                       for s in args.subnet_ids],
+                ip_rules=[storage.IPRuleArgs(i_p_address_or_range=storage_ip_rule(args.operator_cidr))]),
+            opts=child)
+        queues = [storage.Queue(f"{name}-{q}", account_name=account.name, resource_group_name=rg,
+                                queue_name=q, opts=child) for q in (QUEUE, f"{QUEUE}-poison")]
+        container = storage.BlobContainer(
+            f"{name}-container", account_name=account.name, resource_group_name=rg,
+            container_name=CONTAINER, public_access=storage.PublicAccess.NONE, opts=child)
+        storage.ManagementPolicy(
+            f"{name}-lifecycle", account_name=account.name, resource_group_name=rg,
+            management_policy_name="default", opts=child,
+            policy=storage.ManagementPolicySchemaArgs(rules=[
+                storage.ManagementPolicyRuleArgs(
+                    name="expire-segment-audio", enabled=True, type="Lifecycle",
+                    definition=storage.ManagementPolicyDefinitionArgs(
+                        filters=storage.ManagementPolicyFilterArgs(
+                            blob_types=["blockBlob"], prefix_match=[f"{CONTAINER}/segments/"]),
+                        actions=storage.ManagementPolicyActionArgs(base_blob=storage.ManagementPolicyBaseBlobArgs(
+                            delete=storage.DateAfterModificationArgs(
+                                days_after_modification_greater_than=args.segment_retention_days))))),
+                storage.ManagementPolicyRuleArgs(
+                    name="cool-old-results", enabled=True, type="Lifecycle",
+                    definition=storage.ManagementPolicyDefinitionArgs(
+                        filters=storage.ManagementPolicyFilterArgs(
+                            blob_types=["blockBlob"], prefix_match=[f"{CONTAINER}/results/"]),
+                        actions=storage.ManagementPolicyActionArgs(base_blob=storage.ManagementPolicyBaseBlobArgs(
+                            tier_to_cool=storage.DateAfterModificationArgs(
+                                days_after_modification_greater_than=30))))),
+            ]))
+        self.account_name = account.name
+        self.account_id = account.id
+        self.queue_url = account.name.apply(lambda n: f"azure-queue://{n}/{QUEUE}")
+        self.store_url = account.name.apply(lambda n: f"azure-blob://{n}/{CONTAINER}")
+        self.queue_names = [q.name for q in queues]
+        self.container_name = container.name
+        self.register_outputs({"account_name": account.name, "queue_url": self.queue_url,
+                               "store_url": self.store_url})

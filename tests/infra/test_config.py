@@ -1,0 +1,64 @@
+"""Stack config: the shipped sample validates; every bad key fails with one message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import StackConfigError, parse_stack_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sample() -> dict[str, Any]:
+    config = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("spotkit:")}
+
+
+def test_sample_stack_validates() -> None:
+    cfg = parse_stack_config(sample())
+    assert (cfg.vm_size, cfg.slot_count, cfg.max_price_per_hour) == ("Standard_NC4as_T4_v3", 2, 0.15)
+    assert cfg.tags["environment"] == "dev" and cfg.tags["cost-center"]
+    assert cfg.all_sizes == ("Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3")
+
+
+def test_defaults_fill_what_is_optional() -> None:
+    minimal = {k: v for k, v in sample().items()
+               if k in ("location", "adminSshPublicKey", "operatorCidr", "tags")}
+    cfg = parse_stack_config(minimal)
+    assert (cfg.vm_size, cfg.max_price_per_hour, cfg.data_disk_sku) == ("Standard_NC4as_T4_v3", -1.0, "Premium_LRS")
+
+
+@pytest.mark.parametrize("change, key, words", [
+    ({"vmSize": "Standard_D4s_v5"}, "vmSize", "unknown VM size"),
+    ({"fallbackSizes": ["Standard_NC6"]}, "fallbackSizes", "unknown VM size"),
+    ({"maxPricePerHour": 0}, "maxPricePerHour", "-1"),
+    ({"maxPricePerHour": -5}, "maxPricePerHour", "positive"),
+    ({"maxPricePerHour": 0.123456}, "maxPricePerHour", "5 decimals"),
+    ({"slotCount": -1}, "slotCount", "0..50"),
+    ({"slotCount": "many"}, "slotCount", "not a int"),
+    ({"minRunning": 5}, "minRunning", "0..slotCount"),
+    ({"adminSshPublicKey": None}, "adminSshPublicKey", "is required"),
+    ({"adminSshPublicKey": "not a key"}, "adminSshPublicKey", "not an OpenSSH public key"),
+    ({"operatorCidr": "0.0.0.0/0"}, "operatorCidr", "too much of the internet"),
+    ({"operatorCidr": "office"}, "operatorCidr", "not a CIDR"),
+    ({"dataDiskSku": "UltraSSD"}, "dataDiskSku", "use one of"),
+    ({"dataDiskSizeGb": 8}, "dataDiskSizeGb", "32..4096"),
+    ({"translatorProvider": "gpt"}, "translatorProvider", "use one of"),
+    ({"alertEmails": ["nobody"]}, "alertEmails", "not an e-mail"),
+    ({"tags": {"environment": "dev"}}, "tags", "cost-center"),
+    ({"location": None}, "location", "is required"),
+    ({"spotkitPipSpec": "spotkit\nrm -rf /"}, "spotkitPipSpec", "one pip requirement"),
+])
+def test_invalid_config_names_the_key(change: dict[str, Any], key: str, words: str) -> None:
+    raw = {**sample(), **change}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    with pytest.raises(StackConfigError) as err:
+        parse_stack_config(raw)
+    message = str(err.value)
+    assert f"spotkit:{key}" in message and words in message
+    assert "\n" not in message
+    assert "pulumi config set" in message  # and the fix

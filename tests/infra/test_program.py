@@ -1,0 +1,236 @@
+"""The Pulumi program under mocks: the properties that matter, asserted on what it declares."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import runpy
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.config import parse_stack_config
+from policies.guardrails.validators import check_all
+from tests.infra.test_config import REPO, sample
+from tests.support.pulumi_mocks import SUBSCRIPTION, CapturingMocks, client_id, run_program
+
+SECRET_VALUES = {"alertWebhook": "https://hooks.example.invalid/T000/B000/zzzSECRETzzz",
+                 "hfToken": "hf_zzzSECRETTOKENzzz"}
+
+
+@pytest.fixture(scope="module")
+def env() -> tuple[CapturingMocks, dict[str, Any]]:
+    secrets = {k: pulumi.Output.secret(v) for k, v in SECRET_VALUES.items()}
+    return run_program(parse_stack_config(sample(), secrets))
+
+
+def vms(mocks: CapturingMocks, role: str) -> list[dict[str, Any]]:
+    return [r.props for r in mocks.of_type("compute:VirtualMachine") if r.props["tags"]["spotkit-role"] == role]
+
+
+def test_spot_slots_deallocate_at_the_configured_price(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    slots = vms(mocks, "gpu-node")
+    assert [s["vmName"] for s in slots] == ["spotkit-dev-slot-1", "spotkit-dev-slot-2"]
+    for slot in slots:
+        assert slot["priority"] == "Spot" and slot["evictionPolicy"] == "Deallocate"
+        assert slot["billingProfile"]["maxPrice"] == 0.15
+        assert slot["hardwareProfile"]["vmSize"] == "Standard_NC4as_T4_v3"
+        assert slot["securityProfile"]["encryptionAtHost"] is True
+        assert slot["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"] is True
+    for host in vms(mocks, "controller") + vms(mocks, "jump-host"):
+        assert "priority" not in host  # small hosts are regular VMs
+
+
+def test_one_persistent_data_disk_per_slot(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    disks = mocks.of_type("compute:Disk")
+    assert len(disks) == 2
+    disk_ids = {f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{d.type}/{d.name}" for d in disks}
+    attached = set()
+    for slot in vms(mocks, "gpu-node"):
+        [data] = slot["storageProfile"]["dataDisks"]
+        assert (data["lun"], data["createOption"], data["deleteOption"]) == (0, "Attach", "Detach")
+        attached.add(data["managedDisk"]["id"])
+    assert attached == disk_ids
+    assert all(d.props["diskSizeGB"] == 256 and d.props["sku"]["name"] == "Premium_LRS" for d in disks)
+
+
+def test_no_public_ip_on_gpu_nodes(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    gpu_nics = [n for n in mocks.of_type("network:NetworkInterface") if n.props["tags"]["spotkit-role"] == "gpu-node"]
+    assert len(gpu_nics) == 2
+    for nic in gpu_nics:
+        assert all("publicIPAddress" not in ip for ip in nic.props["ipConfigurations"])
+    public = sorted(p.name for p in mocks.of_type("network:PublicIPAddress"))
+    assert public == ["spotkit-dev-hosts-jump-ip", "spotkit-dev-net-nat-ip"]  # NAT egress and the jump host
+
+
+def test_no_inbound_rule_open_to_the_internet(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    rules = [rule for nsg in mocks.of_type("network:NetworkSecurityGroup") for rule in nsg.props["securityRules"]]
+    allowed = [r for r in rules if r["access"] == "Allow" and r["direction"] == "Inbound"]
+    assert {r["sourceAddressPrefix"] for r in allowed} == {"203.0.113.0/28", "10.40.2.0/24"}  # operator, jump subnet
+    assert all(r["destinationPortRange"] == "22" for r in allowed)
+    assert sum(r["access"] == "Deny" and r["sourceAddressPrefix"] == "Internet" for r in rules) == 3
+    subnets = {s.name: s.props for s in mocks.of_type("network:Subnet")}
+    assert all(s["defaultOutboundAccess"] is False for s in subnets.values())
+    assert "natGateway" in subnets["spotkit-dev-net-gpu"] and "natGateway" not in subnets["spotkit-dev-net-jump"]
+
+
+def test_storage_is_identity_only_and_private(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, outputs = env
+    [account] = mocks.of_type("storage:StorageAccount")
+    props = account.props
+    assert props["allowSharedKeyAccess"] is False and props["allowBlobPublicAccess"] is False
+    assert props["minimumTlsVersion"] == "TLS1_2"
+    assert props["networkRuleSet"]["defaultAction"] == "Deny"
+    assert sorted(q.props["queueName"] for q in mocks.of_type("storage:Queue")) == ["work", "work-poison"]
+    [container] = mocks.of_type("storage:BlobContainer")
+    assert container.props["publicAccess"] == "None"
+    [policy] = mocks.of_type("storage:ManagementPolicy")
+    [expire, _] = policy.props["policy"]["rules"]
+    assert expire["definition"]["filters"]["prefixMatch"] == ["spotkit/segments/"]
+    assert expire["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == 14
+    assert outputs["queue_url"].startswith("azure-queue://") and outputs["queue_url"].endswith("/work")
+    assert outputs["store_url"].startswith("azure-blob://") and outputs["store_url"].endswith("/spotkit")
+
+
+def test_role_assignments_no_wider_than_the_resource_group(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    assignments = mocks.of_type("authorization:RoleAssignment")
+    assert len(assignments) == 7
+    rg_scope = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/azure-native:resources:ResourceGroup/"
+    for assignment in assignments:
+        scope = assignment.props["scope"]
+        assert scope.startswith(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/"), scope  # never the subscription
+        assert assignment.props["principalType"] == "ServicePrincipal"
+    vm_contributor = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+    [only] = [a for a in assignments if a.props["roleDefinitionId"].endswith(vm_contributor)]
+    assert only.props["principalId"] == "principal-spotkit-dev-id-controller"
+    assert only.props["scope"].startswith(rg_scope)
+    node_scopes = {a.props["scope"].rsplit("/", 1)[1] for a in assignments
+                   if a.props["principalId"] == "principal-spotkit-dev-id-nodes"}
+    assert node_scopes == {"spotkitdevstoreacct", "spotkit-dev-secrets-kv"}  # the account and the vault
+
+
+def test_alert_wired_to_the_action_group(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, outputs = env
+    [group] = mocks.of_type("monitor:ActionGroup")
+    [alert] = mocks.of_type("monitor:ActivityLogAlert")
+    group_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{group.type}/{group.name}"
+    assert alert.props["actions"]["actionGroups"] == [{"actionGroupId": group_id}]
+    conditions = {c["field"]: c["equals"] for c in alert.props["condition"]["allOf"]}
+    assert conditions == {"category": "ResourceHealth", "resourceType": "Microsoft.Compute/virtualMachines"}
+    assert [r["emailAddress"] for r in group.props["emailReceivers"]] == ["oncall@example.com"]
+    webhooks = group.props["webhookReceivers"]
+    assert webhooks[pulumi.runtime.rpc._special_sig_key] == pulumi.runtime.rpc._special_secret_sig  # kept secret
+    assert [w["name"] for w in webhooks["value"]] == ["webhook"]
+    assert outputs["action_group_id"] == group_id
+
+
+def test_secrets_go_to_key_vault_never_to_custom_data(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    assert sorted(s.props["secretName"] for s in mocks.of_type("keyvault:Secret")) == ["alert-webhook", "hf-token"]
+    [vault] = mocks.of_type("keyvault:Vault")
+    assert vault.props["properties"]["enableRbacAuthorization"] is True
+    for vm in mocks.of_type("compute:VirtualMachine"):
+        data = vm.props["osProfile"].get("customData")
+        if data is None:
+            continue
+        text = base64.b64decode(data).decode()
+        assert text.startswith("#cloud-config") and len(base64.b64decode(data)) < 64 * 1024
+        for secret in SECRET_VALUES.values():
+            assert secret not in text
+    slot = vms(mocks, "gpu-node")[0]
+    node_text = base64.b64decode(slot["osProfile"]["customData"]).decode()
+    assert "spotkit-dev-slot-1" in node_text and client_id("spotkit-dev-id-nodes") in node_text
+
+
+def test_outputs(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    _, outputs = env
+    assert set(outputs) >= {"queue_url", "store_url", "slot_vm_ids", "resource_group", "node_identity_id",
+                            "controller_identity_id", "alert_id", "action_group_id"}
+    assert len(outputs["slot_vm_ids"]) == 2
+
+
+def test_shipped_program_passes_every_guardrail(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+    report = check_all(mocks.triples())
+    assert report.findings == []
+
+
+def _variant(mocks: CapturingMocks, suffix: str, match: str, change: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    triples = copy.deepcopy(mocks.triples())
+    targets = [t for t in triples if t[0].endswith(suffix) and match in t[1]]
+    assert targets
+    for _, _, props in targets:
+        change(props)
+    return triples
+
+
+@pytest.mark.parametrize("suffix, match, change, policy, words", [
+    ("network:NetworkInterface", "slot-1", lambda p: p["ipConfigurations"][0].update(publicIPAddress={"id": "pip"}),
+     "no-public-ip-on-gpu-nodes", "public IP"),
+    ("network:NetworkSecurityGroup", "gpu-nsg", lambda p: p["securityRules"].append(
+        {"name": "open-ssh", "direction": "Inbound", "access": "Allow", "sourceAddressPrefix": "*",
+         "destinationPortRange": "22"}), "no-inbound-from-internet", "'open-ssh' allows inbound"),
+    ("storage:StorageAccount", "", lambda p: p.update(allowSharedKeyAccess=True), "storage-locked-down",
+     "shared-key"),
+    ("compute:VirtualMachine", "slot-2", lambda p: p.pop("priority"), "gpu-vms-are-spot", "Spot"),
+    ("compute:VirtualMachine", "slot-1", lambda p: p["billingProfile"].update(maxPrice=2.5), "spot-price-capped",
+     "outside"),
+    ("compute:VirtualMachine", "slot-1", lambda p: p["storageProfile"]["dataDisks"][0].update(deleteOption="Delete"),
+     "data-disks-persistent", "Detach"),
+    ("compute:VirtualMachine", "controller", lambda p: p["tags"].pop("cost-center"), "required-tags", "cost-center"),
+    ("compute:VirtualMachine", "jump", lambda p: p.pop("securityProfile"), "encryption-at-host", "encryption"),
+])
+def test_insecure_variants_fail_with_a_clear_message(env: tuple[CapturingMocks, dict[str, Any]], suffix: str,
+                                                      match: str, change: Any, policy: str, words: str) -> None:
+    mocks, _ = env
+    report = check_all(_variant(mocks, suffix, match, change))
+    assert {f.policy for f in report.findings} == {policy}
+    assert all(words in f.message for f in report.findings)
+
+
+def test_regular_gpu_vm_allowed_only_when_tagged(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    mocks, _ = env
+
+    def regular_on_purpose(props: dict[str, Any]) -> None:
+        props.pop("priority")
+        props["tags"]["spotkit-allow-regular"] = "true"
+
+    assert check_all(_variant(mocks, "compute:VirtualMachine", "slot-1", regular_on_purpose)).findings == []
+
+
+def test_bad_config_fails_before_any_resource() -> None:
+    mocks = CapturingMocks()
+    pulumi.runtime.set_mocks(mocks, project="spotkit", stack="dev", preview=False)
+    config = {f"spotkit:{k}": v if isinstance(v, str) else __import__("json").dumps(v) for k, v in sample().items()}
+    config["spotkit:vmSize"] = "Standard_D2s_v5"
+    pulumi.runtime.set_all_config(config)
+    try:
+        with pytest.raises(pulumi.RunError, match=r"spotkit:vmSize has unknown VM size 'Standard_D2s_v5'"):
+            runpy.run_path(str(REPO / "infra" / "__main__.py"), run_name="__main__")
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert mocks.resources == []
+
+
+def test_plain_text_secret_is_refused() -> None:
+    pulumi.runtime.set_mocks(CapturingMocks(), project="spotkit", stack="dev", preview=False)
+    config = {f"spotkit:{k}": v if isinstance(v, str) else __import__("json").dumps(v) for k, v in sample().items()}
+    config["spotkit:hfToken"] = "hf_plaintext"
+    pulumi.runtime.set_all_config(config)
+    try:
+        with pytest.raises(pulumi.RunError, match="spotkit:hfToken must be a secret"):
+            runpy.run_path(str(REPO / "infra" / "__main__.py"), run_name="__main__")
+    finally:
+        pulumi.runtime.set_all_config({})
+
+
+def test_slot_count_scales_by_config() -> None:
+    mocks, outputs = run_program(replace(parse_stack_config(sample()), slot_count=5))
+    assert len(vms(mocks, "gpu-node")) == 5 == len(outputs["slot_vm_ids"]) == len(mocks.of_type("compute:Disk"))
