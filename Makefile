@@ -45,6 +45,7 @@ bench: $(STAMP)
 	bash bench/install-tools.sh
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.eviction
+	$(PY) -m bench.policy
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work
