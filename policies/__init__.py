@@ -1,4 +1,7 @@
-"""Cost policies (break-even, scaling, controller, reports) — filled by the cost-policy issue (#5).
+"""Cost policies: what self-hosting costs against metered APIs, and how the fleet should scale.
 
-Nothing here yet; see policies/README.md.
+``breakeven`` holds the break-even arithmetic (pure functions, every assumption an argument) and
+``prices`` where the prices come from (Azure Retail Prices API, a dated offline snapshot, a versioned
+API price book with user overrides); see docs/cost-model.md. The scaling policy and its simulator sit
+beside them; ``guardrails/`` is the Pulumi policy pack.
 """
