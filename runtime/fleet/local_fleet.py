@@ -174,6 +174,16 @@ class Fleet:
             except KeyError as err:
                 return 404, {"error": str(err.args[0])}
             return 201, {"event_id": event_id}
+        if len(parts) == 3 and parts[1] in ("start", "stop") and method == "POST":
+            node = self.nodes.get(parts[2])
+            if node is None:
+                return 404, {"error": f"no node {parts[2]!r}"}
+            if parts[1] == "start" and node.state != "running":
+                self.start(node.name)
+            elif parts[1] == "stop" and node.process is not None and node.state == "running":
+                stop_agent(node.process, timeout=30)
+                node.state = "stopped"
+            return 200, node.as_dict()
         if parts[1:] == ["down"] and method == "POST":
             threading.Thread(target=self.down, daemon=True).start()
             return 202, {"stopping": True}

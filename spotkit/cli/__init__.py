@@ -68,11 +68,20 @@ def main(home: str | None, queue: str | None, store: str | None, verbose: bool) 
 
 
 def _register() -> None:
-    from spotkit.cli import agent_cmd, breakeven_cmd, demo_cmd, jobs_cmd, local_cmd, node_cmd, simulate_cmd
+    from spotkit.cli import (
+        agent_cmd,
+        breakeven_cmd,
+        controller_cmd,
+        demo_cmd,
+        jobs_cmd,
+        local_cmd,
+        node_cmd,
+        simulate_cmd,
+    )
 
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
-                    breakeven_cmd.breakeven):
+                    breakeven_cmd.breakeven, controller_cmd.controller):
         main.add_command(command)
 
 

@@ -1,0 +1,147 @@
+"""The controller: observe the queue and the slots, decide with `policies.scaling`, act on the
+slots, and write every decision with its reason to an audit log in the store.
+
+Observation today is the queue depth (Azure's approximate message count, leased messages
+included) times the mean segment length, converted to GPU-seconds with the measured real-time
+factor, due within the deadline — the queue does not say how old each message is. Acting:
+start deallocated slots (skipping ones that failed to allocate recently — spot capacity comes and
+goes), deallocate idle slots first. When no slot can be allocated (``SkuNotAvailable``,
+``OverconstrainedAllocationRequest``, quota) the decision falls back to routing work to the
+metered API; the routing is written to ``control/routing.json`` for the API workers (engines issue).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
+from policies.slots import AllocationFailed, SlotBackend, SlotError
+from runtime.heartbeat import read_heartbeats
+from runtime.queue.base import WorkQueue
+from runtime.store.base import ObjectStore
+
+log = logging.getLogger("spotkit.controller")
+ROUTING_KEY = "control/routing.json"
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    scaling: ScalingParams
+    deadline_seconds: float = 6 * 3600
+    audio_rtf: float = 50.0  # measured: policies.measured
+    segment_seconds: float = 25.0  # mean audio per queued message
+    api_price_per_audio_minute: float = 0.006
+    allocation_backoff_seconds: float = 600.0
+
+
+@dataclass
+class Controller:
+    slots: SlotBackend
+    queue: WorkQueue
+    store: ObjectStore
+    settings: ControllerSettings
+    clock: Callable[[], float] = time.time
+    memory: Memory = field(default_factory=Memory)
+    failed_until: dict[str, float] = field(default_factory=dict)
+
+    def once(self) -> dict[str, Any]:
+        now = self.clock()
+        states = self.slots.list_slots()
+        running = [s.name for s in states if s.power == "running"]
+        booting = [s.name for s in states if s.power == "starting"]
+        available = [s.name for s in states if s.power in ("deallocated", "stopped")
+                     and self.failed_until.get(s.name, 0.0) <= now]
+        depth = self.queue.approximate_count()
+        s = self.settings
+        queued = self._pseudo_jobs(depth, now)
+        decision = decide(Observation(now, queued, len(running), len(booting), len(available), 0.0),
+                          s.scaling, self.memory)
+        self.memory = decision.memory
+        routing = decision.routing
+        actions: list[dict[str, Any]] = []
+        active = len(running) + len(booting)
+        if decision.desired > active:
+            started, actions = self._start(available, decision.desired - active, now)
+            if started < decision.desired - active and s.scaling.allow_api and depth:
+                routing = "split" if active + started else "api"
+                actions.append({"action": "fallback-to-api", "missing_slots": decision.desired - active - started})
+        elif decision.desired < len(running):
+            actions = self._deallocate(running, len(running) - decision.desired)
+        entry = {"at": now, "observed": {"queue_depth": depth, "running": running, "booting": booting,
+                                         "available": available},
+                 "desired": decision.desired, "routing": routing, "reason": decision.reason, "actions": actions}
+        self._audit(entry)
+        return entry
+
+    def _pseudo_jobs(self, depth: int, now: float, parts: int = 50) -> tuple[QueuedJob, ...]:
+        """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API."""
+        s = self.settings
+        chunks = min(parts, depth)
+        jobs = []
+        for index in range(chunks):
+            messages = depth // chunks + (1 if index < depth % chunks else 0)
+            audio = messages * s.segment_seconds
+            jobs.append(QueuedJob(index, audio / s.audio_rtf, now + s.deadline_seconds,
+                                  audio / 60 * s.api_price_per_audio_minute))
+        return tuple(jobs)
+
+    def _start(self, available: list[str], count: int, now: float) -> tuple[int, list[dict[str, Any]]]:
+        started, actions = 0, []
+        for name in sorted(available):
+            if started == count:
+                break
+            try:
+                self.slots.start(name)
+                started += 1
+                actions.append({"action": "start", "slot": name, "ok": True})
+            except AllocationFailed as err:
+                self.failed_until[name] = now + self.settings.allocation_backoff_seconds
+                actions.append({"action": "start", "slot": name, "ok": False, "code": err.code})
+                log.warning("event=allocation-failed slot=%s code=%s (trying the next slot)", name, err.code)
+            except SlotError as err:
+                actions.append({"action": "start", "slot": name, "ok": False, "error": str(err)})
+        return started, actions
+
+    def _deallocate(self, running: list[str], count: int) -> list[dict[str, Any]]:
+        beats = {b.node: b for b in read_heartbeats(self.store)}
+        # Idle (or drained) nodes first, then the ones with the fewest segments in flight.
+        order = sorted(running, key=lambda n: (beats[n].state not in ("idle", "drained") if n in beats else False,
+                                              len(beats[n].in_flight) if n in beats else 0, n))
+        actions = []
+        for name in order[:count]:
+            try:
+                self.slots.deallocate(name)
+                actions.append({"action": "deallocate", "slot": name, "ok": True})
+            except SlotError as err:
+                actions.append({"action": "deallocate", "slot": name, "ok": False, "error": str(err)})
+        return actions
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        day = datetime.fromtimestamp(entry["at"], tz=UTC).strftime("%Y-%m-%d")
+        key = f"audit/controller/day={day}/{int(entry['at'] * 1000):015d}-{uuid.uuid4().hex[:6]}.json"
+        self.store.put_if_absent(key, json.dumps(entry, sort_keys=True).encode())
+        self.store.put(ROUTING_KEY, json.dumps({"routing": entry["routing"], "at": entry["at"]}).encode())
+        log.info("event=decision desired=%s routing=%s reason=%r actions=%s", entry["desired"], entry["routing"],
+                 entry["reason"], entry["actions"])
+
+    def run(self, interval: float, stop: threading.Event) -> None:
+        """Decide every *interval* seconds until *stop*; one failed round is logged, not fatal."""
+        while not stop.is_set():
+            try:
+                self.once()
+            except Exception as err:
+                log.exception("event=round-failed error=%r", str(err))
+            stop.wait(interval)
+
+
+def read_audit(store: ObjectStore, day: str | None = None) -> list[dict[str, Any]]:
+    prefix = f"audit/controller/day={day}/" if day else "audit/controller/"
+    return [json.loads(store.get(key)) for key in store.list(prefix)]

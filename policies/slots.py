@@ -1,0 +1,117 @@
+"""Node slots the controller starts and deallocates: Azure VMs (azure-mgmt-compute) or the local
+fleet. SDK errors become `SlotError` / `AllocationFailed` here, at the boundary."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import SpotkitError
+
+# Azure's answers when a spot VM cannot be allocated now: try another slot, size or region.
+ALLOCATION_CODES = ("SkuNotAvailable", "OverconstrainedAllocationRequest", "AllocationFailed",
+                    "ZonalAllocationFailed", "OperationNotAllowed", "QuotaExceeded")
+
+
+class SlotError(SpotkitError):
+    """A slot operation failed for a reason other than capacity."""
+
+
+class AllocationFailed(SlotError):
+    def __init__(self, slot: str, code: str, message: str) -> None:
+        super().__init__(f"{slot}: {code}: {message}")
+        self.slot, self.code = slot, code
+
+
+@dataclass(frozen=True)
+class SlotState:
+    name: str
+    power: str  # running | starting | deallocated | deallocating | stopped | unknown
+
+
+class SlotBackend(ABC):
+    @abstractmethod
+    def list_slots(self) -> list[SlotState]:
+        """Every slot and its power state."""
+
+    @abstractmethod
+    def start(self, name: str) -> None:
+        """Start (allocate) a slot; `AllocationFailed` when Azure has no capacity or quota."""
+
+    @abstractmethod
+    def deallocate(self, name: str) -> None:
+        """Deallocate a slot (compute stops billing; its disk stays)."""
+
+
+class AzureSlots(SlotBackend):
+    def __init__(self, subscription_id: str, resource_group: str, vm_names: list[str], credential: Any = None,
+                 base_url: str | None = None, timeout: float = 600.0, **client_options: Any) -> None:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        self.resource_group, self.vm_names, self.timeout = resource_group, vm_names, timeout
+        self.client = ComputeManagementClient(credential, subscription_id, base_url=base_url or None,
+                                              connection_timeout=10, read_timeout=60, **client_options)
+        self._polling = client_options.get("polling_interval")
+
+    def _call(self, slot: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        try:
+            return fn(*args, **kwargs)
+        except HttpResponseError as err:
+            code = getattr(err.error, "code", None) or getattr(err, "error_code", None) or ""
+            if code in ALLOCATION_CODES:
+                raise AllocationFailed(slot, code, str(getattr(err.error, "message", err.message))) from None
+            raise SlotError(f"{what} {slot}: {code or err.status_code}: {err.message}") from None
+        except AzureError as err:
+            raise SlotError(f"{what} {slot}: {err}") from None
+
+    def list_slots(self) -> list[SlotState]:
+        states = []
+        for name in self.vm_names:
+            view = self._call(name, "instance view", self.client.virtual_machines.instance_view,
+                              self.resource_group, name)
+            power = next((s.code.split("/", 1)[1] for s in view.statuses or [] if s.code.startswith("PowerState/")),
+                         "unknown")
+            states.append(SlotState(name, power))
+        return states
+
+    def _lro(self, what: str, begin: Any, name: str) -> None:
+        extra = {"polling_interval": self._polling} if self._polling is not None else {}
+        poller = self._call(name, what, begin, self.resource_group, name, **extra)
+        self._call(name, what, poller.result, timeout=self.timeout)
+
+    def start(self, name: str) -> None:
+        self._lro("start", self.client.virtual_machines.begin_start, name)
+
+    def deallocate(self, name: str) -> None:
+        self._lro("deallocate", self.client.virtual_machines.begin_deallocate, name)
+
+
+class LocalSlots(SlotBackend):
+    """The `spotkit local` fleet: a slot is a local agent; "deallocated" means its process is stopped."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def list_slots(self) -> list[SlotState]:
+        from runtime.fleet import supervisor
+
+        nodes = supervisor.request(self.home, "GET", "/admin/fleet/status")["nodes"]
+        return [SlotState(n["name"], "running" if n["state"] == "running" else "deallocated") for n in nodes]
+
+    def start(self, name: str) -> None:
+        from runtime.fleet import supervisor
+
+        supervisor.request(self.home, "POST", f"/admin/fleet/start/{name}")
+
+    def deallocate(self, name: str) -> None:
+        from runtime.fleet import supervisor
+
+        supervisor.request(self.home, "POST", f"/admin/fleet/stop/{name}")

@@ -1,0 +1,189 @@
+"""The controller against a local Azure Resource Manager stand-in, and against the local fleet."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from policies.controller import ROUTING_KEY, Controller, ControllerSettings, read_audit
+from policies.scaling import ScalingParams
+from policies.slots import AllocationFailed, AzureSlots, SlotError
+from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.store.file_store import FileStore
+from tests.conftest import FakeClock
+from tests.support.arm_emulator import ArmEmulator
+
+SUB, RG = "00000000-0000-0000-0000-000000000001", "spotkit-dev"
+SLOTS = ["slot-1", "slot-2", "slot-3"]
+
+
+class NoCredential:
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("test-token", 2_000_000_000)
+
+
+@pytest.fixture
+def arm() -> Iterator[ArmEmulator]:
+    emulator = ArmEmulator({name: "deallocated" for name in SLOTS})
+    yield emulator
+    emulator.stop()
+
+
+def slots(arm: ArmEmulator) -> AzureSlots:
+    # Plain HTTP to the stand-in: swap the bearer-token policy (it insists on TLS) for a no-op.
+    return AzureSlots(SUB, RG, SLOTS, credential=NoCredential(), base_url=arm.url,
+                      authentication_policy=SansIOHTTPPolicy(), polling_interval=0)
+
+
+def test_power_states_start_and_deallocate(arm: ArmEmulator) -> None:
+    backend = slots(arm)
+    assert [s.power for s in backend.list_slots()] == ["deallocated"] * 3
+    backend.start("slot-2")
+    assert arm.state.power["slot-2"] == "running"
+    assert ("start", "slot-2") in arm.state.calls
+    backend.deallocate("slot-2")
+    assert arm.state.power["slot-2"] == "deallocated"
+
+
+@pytest.mark.parametrize("mode, code", [("sync", "SkuNotAvailable"), ("async", "OverconstrainedAllocationRequest"),
+                                        ("sync", "OperationNotAllowed")])
+def test_allocation_failures_are_mapped(arm: ArmEmulator, mode: str, code: str) -> None:
+    if mode == "sync":
+        arm.state.sync_failures["slot-1"] = (409, code)
+    else:
+        arm.state.async_failures["slot-1"] = code
+    with pytest.raises(AllocationFailed) as err:
+        slots(arm).start("slot-1")
+    assert err.value.code == code and err.value.slot == "slot-1"
+
+
+def test_other_errors_are_slot_errors(arm: ArmEmulator) -> None:
+    arm.state.sync_failures["slot-1"] = (500, "InternalServerError")
+    with pytest.raises(SlotError, match="InternalServerError") as err:
+        slots(arm).start("slot-1")
+    assert not isinstance(err.value, AllocationFailed)
+    with pytest.raises(SlotError, match="ResourceNotFound"):
+        AzureSlots(SUB, RG, ["ghost"], credential=NoCredential(), base_url=arm.url,
+                   authentication_policy=SansIOHTTPPolicy()).list_slots()
+
+
+class DepthOnly:
+    """All the controller reads from a queue is its depth; this one has a scripted depth."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+
+    def approximate_count(self) -> int:
+        return self.depth
+
+
+def controller(arm: ArmEmulator, tmp_path: Path, clock: FakeClock) -> tuple[Controller, SqliteQueue, FileStore]:
+    queue, store = SqliteQueue(tmp_path / "q.db", clock=clock), FileStore(tmp_path / "store")
+    params = ScalingParams(max_slots=3, boot_seconds=180, gpu_price_per_hour=0.0627, evictions_per_hour=0.05)
+    settings = ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10, segment_seconds=30)
+    return Controller(slots(arm), queue, store, settings, clock), queue, store
+
+
+def test_starts_what_the_backlog_needs_then_deallocates_after_the_grace(arm: ArmEmulator, tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctl, queue, store = controller(arm, tmp_path, clock)
+    assert ctl.once()["desired"] == 0  # nothing queued, nothing started
+    for _ in range(1500):  # 1,500 × 30 s of audio at 10× real time: 4,500 GPU-s due within the hour
+        queue.send("segment")
+    entry = ctl.once()
+    started = [a["slot"] for a in entry["actions"] if a["action"] == "start" and a["ok"]]
+    assert entry["desired"] == len(started)
+    assert len(started) >= 1
+    assert "scale up" in entry["reason"]
+    assert all(arm.state.power[s] == "running" for s in started)
+    for message in queue.receive(32, 30):
+        queue.delete(message)
+    while queue.approximate_count():
+        for message in queue.receive(32, 30):
+            queue.delete(message)
+    clock.now += 60
+    assert ctl.once()["reason"].startswith("idle, within the grace")
+    clock.now += 200
+    entry = ctl.once()
+    assert entry["desired"] == 0 and {a["slot"] for a in entry["actions"]} == set(started)
+    assert all(arm.state.power[s] == "deallocated" for s in started)
+    audit = read_audit(store)
+    assert len(audit) == 4 and all(e["reason"] for e in audit)
+    assert json.loads(store.get(ROUTING_KEY))["routing"] == "self-host"
+
+
+def test_failed_start_falls_back_to_the_next_slot(arm: ArmEmulator, tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctl, queue, _ = controller(arm, tmp_path, clock)
+    arm.state.sync_failures["slot-1"] = (409, "SkuNotAvailable")
+    for _ in range(1500):
+        queue.send("segment")
+    entry = ctl.once()
+    starts = [(a["slot"], a["ok"]) for a in entry["actions"] if a["action"] == "start"]
+    assert starts[0] == ("slot-1", False) and ("slot-2", True) in starts
+    assert arm.state.power["slot-1"] == "deallocated" and arm.state.power["slot-2"] == "running"
+    arm.state.power["slot-3"] = "deallocated"  # evicted meanwhile: the fleet is one short again
+    again = ctl.once()
+    assert "slot-1" not in again["observed"]["available"]  # slot-1 sits out its back-off
+    assert arm.state.calls.count(("start", "slot-1")) == 1 and arm.state.power["slot-3"] == "running"
+
+
+def test_no_capacity_anywhere_routes_to_the_api(arm: ArmEmulator, tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctl, queue, store = controller(arm, tmp_path, clock)
+    for name in SLOTS:
+        arm.state.async_failures[name] = "OverconstrainedAllocationRequest"
+    for _ in range(1500):
+        queue.send("segment")
+    entry = ctl.once()
+    assert entry["routing"] == "api" and entry["actions"][-1]["action"] == "fallback-to-api"
+    assert json.loads(store.get(ROUTING_KEY))["routing"] == "api"
+
+
+def test_no_flapping_within_the_cooldown(arm: ArmEmulator, tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctl, _, _ = controller(arm, tmp_path, clock)
+    ctl.settings = replace(ctl.settings, scaling=replace(ctl.settings.scaling, cooldown_seconds=600))
+    desired = []
+    for minute in range(10):  # the backlog swings between ~3 GPUs' and ~1.2 GPUs' worth every minute
+        ctl.queue = DepthOnly(3000 if minute % 2 == 0 else 1300)  # type: ignore[assignment]
+        desired.append(ctl.once()["desired"])
+        clock.now += 60
+    changes = sum(1 for a, b in itertools.pairwise(desired) if b < a)
+    assert changes == 0, desired  # demand wobbles, the fleet does not shrink inside the cooldown
+
+
+def test_local_mode_starts_and_stops_local_agents(tmp_path: Path) -> None:
+    from runtime.config import load_settings
+    from runtime.fleet.local_fleet import Fleet
+    from runtime.fleet.supervisor import state_path
+
+    settings = load_settings(env={}, home=tmp_path / "home", transcriber="simulated")
+    fleet = Fleet(settings, ["local-1", "local-2"]).up()
+    state_path(settings.home).write_text(json.dumps({"pid": 0, "url": fleet.server.url, "nodes": list(fleet.nodes)}))
+    try:
+        from policies.slots import LocalSlots
+
+        clock = FakeClock()
+        params = ScalingParams(max_slots=2, boot_seconds=180, gpu_price_per_hour=0.0627, evictions_per_hour=0.05)
+        ctl = Controller(LocalSlots(settings.home), DepthOnly(0), FileStore(tmp_path / "store"),  # type: ignore[arg-type]
+                         ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10), clock)
+        assert ctl.once()["desired"] == 2  # both running, queue empty: idle within the grace
+        clock.now += 200
+        entry = ctl.once()
+        assert entry["desired"] == 0 and len(entry["actions"]) == 2
+        assert {n.state for n in fleet.nodes.values()} == {"stopped"}
+        ctl.queue = DepthOnly(3000)  # type: ignore[assignment]
+        entry = ctl.once()
+        assert entry["desired"] >= 1, entry
+        assert fleet.nodes["local-1"].state == "running", (entry, fleet.status())
+    finally:
+        fleet.down()
