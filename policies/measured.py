@@ -3,8 +3,9 @@ records (`runtime.usage`, `runtime.eviction.watcher`). No brochure numbers: thro
 engines did per second of engine time, utilization is busy time over paid time.
 
 Paid (running) time is not in the usage records — a node that idles writes nothing — so it is an
-argument: the controller's audit log or the Azure bill provides it. Boot-to-ready time needs the
-node's start events, which the agent does not record yet (see the cost-policies issue note).
+argument: the controller's audit log or the Azure bill provides it. Boot-to-ready time comes from
+the agents' boot records (``boots/``): OS uptime when the engine was ready, split by whether the
+node's persistent disk already held a cache (warm) or not (cold).
 """
 
 from __future__ import annotations
@@ -83,3 +84,30 @@ def measure_fleet(records: Iterable[UsageRecord], evictions: Iterable[Mapping[st
     hours = paid_node_seconds / 3600
     return FleetMeasure(audio / useful if useful > 0 else 0.0, sum(n.busy_seconds for n in nodes.values()),
                         len(spot), len(spot) / hours if hours > 0 else 0.0, wasted / len(spot) if spot else 0.0)
+
+
+@dataclass(frozen=True)
+class BootMeasure:
+    warm_median_seconds: float | None
+    cold_median_seconds: float | None
+    warm: int
+    cold: int
+
+
+def measure_boots(boots: Iterable[Mapping[str, Any]]) -> BootMeasure:
+    """Median seconds from OS boot to a ready engine, for warm and cold persistent disks."""
+    warm: list[float] = []
+    cold: list[float] = []
+    for boot in boots:
+        uptime = float(boot.get("os_uptime_seconds", -1))
+        if uptime >= 0:
+            (warm if boot.get("cache_dir_had_results") else cold).append(uptime)
+    return BootMeasure(_median(warm), _median(cold), len(warm), len(cold))
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -22,16 +22,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from runtime import __version__
+from runtime.agent_drain import DrainMixin, _Batch
 from runtime.agent_metrics import AgentMetrics
 from runtime.audio_codec import decode_flac
 from runtime.cache import ResultCache
 from runtime.config import Settings
 from runtime.engines.base import AudioItem, Transcriber
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
-from runtime.eviction.decision import NodeView
 from runtime.heartbeat import Heartbeat, write_heartbeat
 from runtime.leases import LeaseSet
 from runtime.queue.base import Message, WorkQueue
@@ -51,15 +53,7 @@ class _Pending:
     audio: AudioItem | None = None
 
 
-@dataclass
-class _Batch:
-    started: float
-    pending: list[_Pending]
-    predicted_seconds: float
-    abandoned: set[str] = field(default_factory=set)  # message ids handed back mid-batch
-
-
-class Agent:
+class Agent(DrainMixin):
     def __init__(
         self,
         settings: Settings,
@@ -78,6 +72,8 @@ class Agent:
         self.until_idle = until_idle
         self.exit_when_drained = exit_when_drained
         self.cache = ResultCache(settings.cache_dir, store)
+        # A warm node boots with a populated cache directory on its persistent disk.
+        self._had_cache = (settings.cache_dir / "results").is_dir()
         self.usage = UsageLog(store, self.node, clock)
         self.metrics = AgentMetrics(self.node)
         self.leases = LeaseSet(queue)
@@ -112,7 +108,9 @@ class Agent:
         ticker.start()
         code = 0
         try:
+            load_started = self.clock()
             self._engine = self._make_transcriber()
+            self._record_boot(load_started)
             code = self._loop()
         except SpotkitError as err:
             log.error("node=%s event=fatal error=%r", self.node, str(err))
@@ -150,63 +148,6 @@ class Agent:
         except SpotkitError as err:
             log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
         self._beat()
-
-    # -- Drainable (called from the watcher thread) -----------------------------------------
-    def view(self, now: float, drained_for: str | None) -> NodeView:
-        with self._lock:
-            batch = self._batch
-            running = batch is not None and not batch.abandoned
-            full_batch = self.settings.batch_size * self.settings.segment_max_seconds
-            predicted = batch.predicted_seconds if batch else self._predict(full_batch)
-            return NodeView(now, batch.started if batch and running else None, predicted, drained_for)
-
-    def begin_drain(self, reason: str) -> int:
-        self.draining.set()
-        log.warning("node=%s event=draining reason=%r", self.node, reason)
-        return self._requeue_leased(f"drain: {reason}", keep_running_batch=True)
-
-    def abandon_batch(self, now: float) -> tuple[int, float]:
-        with self._lock:
-            batch = self._batch
-            if batch is None or batch.abandoned:
-                return 0, 0.0
-            ids = {p.message.id for p in batch.pending}
-            batch.abandoned.update(ids)
-        wasted = max(0.0, now - batch.started)
-        share = wasted / max(1, len(batch.pending))
-        requeued = 0
-        for pending in batch.pending:
-            if self.leases.settle(pending.message.id, lambda m: self.queue.release(m, 0)):
-                requeued += 1
-                self._record(pending, "requeued", batch.started, error="drain: batch could not finish "
-                             "before the deadline", gpu_seconds=share, ended=now)
-        with self._lock:
-            self._requeued += requeued
-            self._wasted += share * requeued
-        log.warning("node=%s event=batch-abandoned requeued=%d wasted_gpu_seconds=%.2f",
-                    self.node, requeued, wasted)
-        return requeued, wasted
-
-    def is_drained(self) -> bool:
-        with self._lock:
-            running = self._batch is not None and len(self._batch.abandoned) < len(self._batch.pending)
-        return self.draining.is_set() and not running and len(self.leases) == 0
-
-    def totals(self) -> tuple[int, int, float]:
-        with self._lock:
-            return self.counts["processed"], self._requeued, self._wasted
-
-    def hold(self, until: float | None) -> None:
-        with self._lock:
-            self._hold_until = until
-
-    def resume(self) -> None:
-        if self.draining.is_set():
-            log.warning("node=%s event=resume (event cancelled)", self.node)
-        self.draining.clear()
-
-    def _predict(self, audio_seconds: float) -> float:
-        return audio_seconds * self._engine_rate
 
     # -- main loop --------------------------------------------------------------------------
     def _loop(self) -> int:
@@ -409,6 +350,22 @@ class Agent:
                 except BadMessage:
                     pass
         return requeued
+
+    def _record_boot(self, load_started: float) -> None:
+        """When this node became ready, and how long since the OS booted: the controller's boot time."""
+        now = self.clock()
+        try:
+            os_uptime = float(Path("/proc/uptime").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            os_uptime = -1.0
+        record = {"node": self.node, "ready_at": now, "model_load_seconds": round(now - load_started, 3),
+                  "os_uptime_seconds": round(os_uptime, 1), "cache_dir_had_results": self._had_cache,
+                  "engine": self._engine.engine if self._engine else "", "version": __version__}
+        day = datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%d")
+        try:
+            self.store.put_if_absent(f"boots/day={day}/{self.node}-{int(now * 1000)}.json", canonical_json(record))
+        except SpotkitError as err:
+            log.warning("node=%s event=boot-record-failed error=%r", self.node, str(err))
 
     def _poison(self, message: Message, reason: str) -> None:
         self.leases.settle(message.id, lambda m: self.queue.poison(m, reason, self._record_poison))

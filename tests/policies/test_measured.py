@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policies.measured import measure_fleet, measure_nodes
+from policies.measured import measure_boots, measure_fleet, measure_nodes
 from runtime.store.file_store import FileStore
 from runtime.usage import UsageLog, UsageRecord, read_usage
 
@@ -36,3 +36,13 @@ def test_fleet_eviction_rate_counts_spot_evictions_only() -> None:
     fleet = measure_fleet(records, evictions, paid_node_seconds=4 * 3600)
     assert fleet.evictions == 2 and fleet.evictions_per_hour == 0.5
     assert fleet.wasted_seconds_per_eviction == 1.0 and fleet.audio_rtf == 50.0
+
+
+def test_boot_to_ready_warm_and_cold() -> None:
+    boots: list[dict[str, object]] = [{"os_uptime_seconds": 95.0, "cache_dir_had_results": True},
+             {"os_uptime_seconds": 105.0, "cache_dir_had_results": True},
+             {"os_uptime_seconds": 640.0, "cache_dir_had_results": False},
+             {"os_uptime_seconds": -1, "cache_dir_had_results": False}]  # not on Linux: no uptime
+    measure = measure_boots(boots)
+    assert (measure.warm_median_seconds, measure.cold_median_seconds) == (100.0, 640.0)
+    assert (measure.warm, measure.cold) == (2, 1)

@@ -75,6 +75,9 @@ def test_submit_agent_fetch_then_resubmit_is_all_cache_hits(settings: Settings, 
     assert "silence" in text and "cached" in text and "goodbye" in text
     done = [r for r in read_usage(store) if r.outcome == "done"]
     assert len(done) == report.segments
+    [boot_key] = store.list("boots/")  # when the node became ready, for the cost policies
+    boot = json.loads(store.get(boot_key))
+    assert boot["node"] == "test-node" and boot["cache_dir_had_results"] is False and boot["os_uptime_seconds"] > 0
     assert all(r.tokens_out > 0 and r.audio_seconds > 0 and r.ended_at >= r.started_at for r in done)
 
     again = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
