@@ -31,6 +31,21 @@ def storage_ip_rule(cidr: str) -> str:
     return str(network.network_address) if network.prefixlen >= 31 else str(network)
 
 
+def _after_days(days: int) -> storage.DateAfterModificationArgs:
+    return storage.DateAfterModificationArgs(days_after_modification_greater_than=days)
+
+
+def _lifecycle_rule(name: str, prefix: str, action: storage.ManagementPolicyBaseBlobArgs
+                    ) -> storage.ManagementPolicyRuleArgs:
+    """A lifecycle rule on block blobs under one key prefix of the container."""
+    return storage.ManagementPolicyRuleArgs(
+        name=name, enabled=True, type="Lifecycle",
+        definition=storage.ManagementPolicyDefinitionArgs(
+            filters=storage.ManagementPolicyFilterArgs(blob_types=["blockBlob"],
+                                                       prefix_match=[f"{CONTAINER}/{prefix}"]),
+            actions=storage.ManagementPolicyActionArgs(base_blob=action)))
+
+
 class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spotkit:infra:Storage", name, None, opts)
@@ -56,22 +71,10 @@ class Storage(pulumi.ComponentResource):
             f"{name}-lifecycle", account_name=account.name, resource_group_name=rg,
             management_policy_name="default", opts=child,
             policy=storage.ManagementPolicySchemaArgs(rules=[
-                storage.ManagementPolicyRuleArgs(
-                    name="expire-segment-audio", enabled=True, type="Lifecycle",
-                    definition=storage.ManagementPolicyDefinitionArgs(
-                        filters=storage.ManagementPolicyFilterArgs(
-                            blob_types=["blockBlob"], prefix_match=[f"{CONTAINER}/segments/"]),
-                        actions=storage.ManagementPolicyActionArgs(base_blob=storage.ManagementPolicyBaseBlobArgs(
-                            delete=storage.DateAfterModificationArgs(
-                                days_after_modification_greater_than=args.segment_retention_days))))),
-                storage.ManagementPolicyRuleArgs(
-                    name="cool-old-results", enabled=True, type="Lifecycle",
-                    definition=storage.ManagementPolicyDefinitionArgs(
-                        filters=storage.ManagementPolicyFilterArgs(
-                            blob_types=["blockBlob"], prefix_match=[f"{CONTAINER}/results/"]),
-                        actions=storage.ManagementPolicyActionArgs(base_blob=storage.ManagementPolicyBaseBlobArgs(
-                            tier_to_cool=storage.DateAfterModificationArgs(
-                                days_after_modification_greater_than=30))))),
+                _lifecycle_rule("expire-segment-audio", "segments/", storage.ManagementPolicyBaseBlobArgs(
+                    delete=_after_days(args.segment_retention_days))),
+                _lifecycle_rule("cool-old-results", "results/", storage.ManagementPolicyBaseBlobArgs(
+                    tier_to_cool=_after_days(30))),
             ]))
         self.account_name = account.name
         self.account_id = account.id
