@@ -51,7 +51,7 @@ class Settings:
     alert_webhook: str = ""
     runbook_url: str = ""
     metrics_port: int = 0
-    transcriber: str = "faster-whisper"  # or "simulated" (fleet rehearsals, chaos tests)
+    transcriber: str = "faster-whisper"  # or "openai" (metered API), "simulated" (rehearsals, chaos tests)
     simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
     model: str = "tiny.en"
     model_path: str = ""
@@ -75,8 +75,8 @@ class Settings:
             ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
             ("node_name", bool(self.node_name.strip()), "must not be empty"),
             ("model", bool(self.model.strip()) or bool(self.model_path), "name a model or a model_path"),
-            ("transcriber", self.transcriber in ("faster-whisper", "simulated"),
-             "must be faster-whisper or simulated"),
+            ("transcriber", self.transcriber in ("faster-whisper", "openai", "simulated"),
+             "must be faster-whisper, openai or simulated"),
             ("simulated_speed", self.simulated_speed > 0, "must be positive"),
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),

@@ -1,5 +1,7 @@
-"""Pick the transcriber from settings: ``SPOTKIT_TRANSCRIBER`` = ``faster-whisper`` (default) or
-``simulated`` (no inference; for fleet rehearsals and chaos tests)."""
+"""Pick the transcriber from settings: ``SPOTKIT_TRANSCRIBER`` = ``faster-whisper`` (default),
+``openai`` (a metered OpenAI-compatible API; set ``SPOTKIT_MODEL`` to its model, e.g. whisper-1) or
+``simulated`` (no inference; for fleet rehearsals and chaos tests). Nothing above the interface
+changes with the choice."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from runtime.config import Settings
 from runtime.engines.base import Transcriber
 from runtime.errors import ConfigError
 
-TRANSCRIBERS = ("faster-whisper", "simulated")
+TRANSCRIBERS = ("faster-whisper", "openai", "simulated")
 
 
 def open_transcriber(settings: Settings) -> Transcriber:
@@ -15,6 +17,10 @@ def open_transcriber(settings: Settings) -> Transcriber:
         from runtime.engines.simulated import SimulatedTranscriber
 
         return SimulatedTranscriber(settings.model, settings.simulated_speed)
+    if settings.transcriber == "openai":
+        from runtime.engines.openai_api import ApiClient, OpenAITranscriber
+
+        return OpenAITranscriber(ApiClient.from_env(), model=settings.model)
     if settings.transcriber != "faster-whisper":
         raise ConfigError(f"transcriber = {settings.transcriber!r}: use one of {', '.join(TRANSCRIBERS)} "
                           "(SPOTKIT_TRANSCRIBER)")
