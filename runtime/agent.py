@@ -29,17 +29,18 @@ from pathlib import Path
 from runtime import __version__
 from runtime.agent_drain import DrainMixin, _Batch
 from runtime.agent_metrics import AgentMetrics
+from runtime.agent_translate import TranslateMixin
 from runtime.audio_codec import decode_flac
 from runtime.cache import ResultCache
 from runtime.config import Settings
-from runtime.engines.base import AudioItem, Transcriber
+from runtime.engines.base import AudioItem, Transcriber, Translator
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
 from runtime.heartbeat import Heartbeat, write_heartbeat
 from runtime.leases import LeaseSet
 from runtime.queue.base import Message, WorkQueue
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog, UsageRecord
-from runtime.work import TranscriptResult, WorkItem, audio_key, canonical_json, poison_key
+from runtime.work import TRANSLATE, JobManifest, TranscriptResult, WorkItem, audio_key, canonical_json, poison_key
 
 log = logging.getLogger("spotkit.agent")
 
@@ -53,7 +54,7 @@ class _Pending:
     audio: AudioItem | None = None
 
 
-class Agent(DrainMixin):
+class Agent(DrainMixin, TranslateMixin):
     def __init__(
         self,
         settings: Settings,
@@ -63,6 +64,7 @@ class Agent(DrainMixin):
         clock: Callable[[], float] = time.time,
         until_idle: bool = False,
         exit_when_drained: bool = False,
+        translator: Callable[[], Translator | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -82,6 +84,9 @@ class Agent(DrainMixin):
         self.state = "starting"
         self.counts = {"processed": 0, "cache_hits": 0, "failures": 0}
         self._make_transcriber = transcriber
+        self._make_translator = translator
+        self._translator: Translator | None = None
+        self._manifests: dict[str, JobManifest] = {}
         self._engine: Transcriber | None = None
         self._lock = threading.Lock()  # guards _batch and _hold_until
         self._batch: _Batch | None = None
@@ -110,6 +115,7 @@ class Agent(DrainMixin):
         try:
             load_started = self.clock()
             self._engine = self._make_transcriber()
+            self._translator = self._make_translator()
             self._record_boot(load_started)
             code = self._loop()
         except SpotkitError as err:
@@ -198,10 +204,14 @@ class Agent(DrainMixin):
             self.leases.add(message)
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
         misses: list[_Pending] = []
+        translations: list[_Pending] = []
         for message in messages:
             pending = self._parse(message)
-            if pending is not None and not self._answer_from_cache(pending):
+            if pending is not None and pending.item.options.task == TRANSLATE:
+                translations.append(pending)
+            elif pending is not None and not self._answer_from_cache(pending):
                 misses.append(pending)
+        self._translate_items(translations)
         misses = [p for p in misses if self._load_audio(p)]
         if misses and self._wait_for_hold(sum(p.item.seconds for p in misses)):
             self._run_engine(misses)
@@ -295,11 +305,11 @@ class Agent(DrainMixin):
     # -- settling messages ------------------------------------------------------------------
     def _record(self, pending: _Pending, outcome: str, started: float, tokens_out: int = 0,
                 engine: str = "", model: str = "", error: str = "", gpu_seconds: float = 0.0,
-                ended: float | None = None) -> None:
+                ended: float | None = None, tokens_in: int = 0) -> None:
         item = pending.item
         self.usage.add(UsageRecord(
             node=self.node, job=item.job, segment=item.segment, task=item.options.task,
-            audio_seconds=item.seconds, tokens_in=0, tokens_out=tokens_out,
+            audio_seconds=item.seconds, tokens_in=tokens_in, tokens_out=tokens_out,
             engine=engine or (self._engine.engine if self._engine else ""),
             model=model or item.options.model, started_at=started,
             ended_at=self.clock() if ended is None else ended,
@@ -308,10 +318,12 @@ class Agent(DrainMixin):
         self.metrics.count(outcome)
 
     def _complete(self, pending: _Pending, outcome: str, started: float, tokens_out: int,
-                  engine: str, model: str, gpu_seconds: float = 0.0) -> None:
+                  engine: str, model: str, gpu_seconds: float = 0.0, tokens_in: int = 0) -> None:
+        self._enqueue_translations(pending.item)  # before the delete: a crash re-delivers, never loses them
         self.leases.settle(pending.message.id, self.queue.delete)
         self.counts["processed"] += 1
-        self._record(pending, outcome, started, tokens_out, engine, model, gpu_seconds=gpu_seconds)
+        self._record(pending, outcome, started, tokens_out, engine, model, gpu_seconds=gpu_seconds,
+                     tokens_in=tokens_in)
 
     def _fail(self, pending: _Pending, error: str, started: float) -> None:
         delay = int(min(60.0, self.settings.retry_seconds * 2 ** (pending.message.dequeue_count - 1)))

@@ -53,6 +53,9 @@ class Settings:
     metrics_port: int = 0
     transcriber: str = "faster-whisper"  # or "openai" (metered API), "simulated" (rehearsals, chaos tests)
     simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
+    translator: str = "none"  # or "openai" (metered API), "vllm" (the node's vLLM server)
+    translator_model: str = "gpt-4o-mini"
+    vllm_url: str = "http://127.0.0.1:8000/v1"
     model: str = "tiny.en"
     model_path: str = ""
     device: str = "cpu"
@@ -78,6 +81,7 @@ class Settings:
             ("transcriber", self.transcriber in ("faster-whisper", "openai", "simulated"),
              "must be faster-whisper, openai or simulated"),
             ("simulated_speed", self.simulated_speed > 0, "must be positive"),
+            ("translator", self.translator in ("none", "openai", "vllm"), "must be none, openai or vllm"),
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
              "must be an http(s) URL"),

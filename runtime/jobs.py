@@ -28,6 +28,8 @@ from runtime.work import (
     poison_key,
     result_key,
     segment_id,
+    translation_key,
+    translation_result_key,
 )
 
 # progress(stage, done, total): stages are "decode", "speech", "upload".
@@ -54,7 +56,8 @@ class SubmitReport:
 
 
 def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOptions,
-           segment_max_seconds: float, progress: Progress = _no_progress) -> SubmitReport:
+           segment_max_seconds: float, progress: Progress = _no_progress, translate: tuple[str, ...] = (),
+           translator_model: str = "") -> SubmitReport:
     """Decode, find speech, upload segment audio, write the manifest, then enqueue.
 
     Nothing is enqueued unless every earlier step succeeded, so bad input leaves no work behind.
@@ -65,7 +68,10 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     data = read_media(path)
     pcm = decode_bytes(data, name=str(path))
     data_hash = hashlib.sha256(data).hexdigest()
-    job = job_id(data_hash, options, segment_max_seconds)
+    for language in translate:
+        if not language.replace("-", "").isalpha() or len(language) > 12:
+            raise MediaError(f"--translate: {language!r} is not a language code like ja or pt-BR")
+    job = job_id(data_hash, options, segment_max_seconds, translate, translator_model)
     progress("decode", 1, 1)
 
     progress("speech", 0, 1)
@@ -89,6 +95,7 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
         duration_seconds=round(pcm.seconds, 3),
         speech_seconds=round(sum(r.speech_seconds for r in refs), 3),
         options=options, segment_max_seconds=segment_max_seconds, segments=refs,
+        translate=list(translate), translator_model=translator_model if translate else "",
     )
     resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
     for ref in refs:
@@ -113,10 +120,11 @@ class JobStatus:
     in_flight: int = 0
     queued: int = 0
     poisoned: list[dict[str, str]] = field(default_factory=list)
+    translated: dict[str, int] = field(default_factory=dict)  # language -> segments translated
 
     @property
     def complete(self) -> bool:
-        return self.done == self.total
+        return self.done == self.total and all(n == self.total for n in self.translated.values())
 
     @property
     def finished(self) -> bool:
@@ -126,7 +134,7 @@ class JobStatus:
     def as_dict(self) -> dict[str, object]:
         return {"job": self.job, "source": self.source, "segments": self.total, "done": self.done,
                 "in_flight": self.in_flight, "queued": self.queued, "poisoned": self.poisoned,
-                "complete": self.complete}
+                "translated": self.translated, "complete": self.complete}
 
 
 def job_status(store: ObjectStore, job: str, now: float | None = None,
@@ -138,10 +146,15 @@ def job_status(store: ObjectStore, job: str, now: float | None = None,
     for beat in read_heartbeats(store):
         if beat.is_fresh(now, heartbeat_max_age):
             in_flight.update(beat.in_flight)
-    status = JobStatus(job, manifest.source, len(manifest.segments))
+    status = JobStatus(job, manifest.source, len(manifest.segments), translated=dict.fromkeys(manifest.translate, 0))
     for ref in manifest.segments:
         if store.exists(result_key(task, ref.id)):
             status.done += 1
+            if manifest.translate:
+                transcript = store.get(result_key(task, ref.id))
+                for language in manifest.translate:
+                    key = translation_key(transcript, manifest.translator_model, language)
+                    status.translated[language] += store.exists(translation_result_key(key))
         elif ref.id in in_flight:
             status.in_flight += 1
         elif store.exists(poison_key(ref.id)):
@@ -160,15 +173,23 @@ class SourceCue:
     text: str
 
 
-def assemble(store: ObjectStore, job: str) -> tuple[JobManifest, list[SourceCue]]:
-    """Every cue of a complete job, in source time order. Refuses an incomplete job."""
+def assemble(store: ObjectStore, job: str, language: str = "") -> tuple[JobManifest, list[SourceCue]]:
+    """Every cue of a complete job (or of its translation into *language*), in source time order.
+    Refuses an incomplete job."""
     manifest = load_manifest(store, job)
     task = manifest.options.task
+    if language and language not in manifest.translate:
+        raise SpotkitError(f"job {job} was not submitted with --translate {language}; it has "
+                           f"{', '.join(manifest.translate) or 'no translations'}")
     cues: list[SourceCue] = []
     missing = 0
     for ref in manifest.segments:
         try:
-            result = TranscriptResult.from_bytes(store.get(result_key(task, ref.id)))
+            transcript = store.get(result_key(task, ref.id))
+            if language:
+                key = translation_key(transcript, manifest.translator_model, language)
+                transcript = store.get(translation_result_key(key))
+            result = TranscriptResult.from_bytes(transcript)
         except NotFound:
             missing += 1
             continue

@@ -12,7 +12,7 @@ from types import FrameType
 
 from runtime.agent import Agent
 from runtime.config import Settings
-from runtime.engines.base import Transcriber
+from runtime.engines.base import Transcriber, Translator
 from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
 from runtime.eviction.decision import DrainPolicy
 from runtime.eviction.imds import ImdsClient
@@ -44,9 +44,10 @@ class Node:
 
     def __init__(self, settings: Settings, queue: WorkQueue, store: ObjectStore,
                  transcriber: Callable[[], Transcriber], until_idle: bool = False,
-                 exit_when_drained: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 exit_when_drained: bool = False, clock: Callable[[], float] = time.time,
+                 translator: Callable[[], Translator | None] = lambda: None) -> None:
         self.clock = clock
-        self.agent = Agent(settings, queue, store, transcriber, clock, until_idle, exit_when_drained)
+        self.agent = Agent(settings, queue, store, transcriber, clock, until_idle, exit_when_drained, translator)
         self.signals = SignalSource(settings.sigterm_grace_seconds)
         sources: list[EventSource] = [self.signals, DrainRequestSource(store, settings.node_name)]
         imds = ImdsClient(settings.imds_endpoint)

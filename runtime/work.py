@@ -17,7 +17,9 @@ from runtime.errors import BadMessage
 from runtime.media import Pcm
 
 TRANSCRIBE = "transcribe"
-TASKS = (TRANSCRIBE,)
+TRANSLATE = "translate"
+TASKS = (TRANSCRIBE, TRANSLATE)
+TRANSLATION_PROMPT_VERSION = 1
 WORK_VERSION = 1
 
 
@@ -44,11 +46,24 @@ def segment_id(pcm: Pcm, options: TaskOptions) -> str:
     return digest.hexdigest()
 
 
-def job_id(input_sha256: str, options: TaskOptions, segment_max_seconds: float) -> str:
+def job_id(input_sha256: str, options: TaskOptions, segment_max_seconds: float,
+           translate: tuple[str, ...] = (), translator_model: str = "") -> str:
     digest = hashlib.sha256(b"spotkit-job-v1\0")
-    digest.update(canonical_json({"input": input_sha256, "options": options.as_dict(),
-                                  "segment_max_seconds": segment_max_seconds}))
+    fields: dict[str, object] = {"input": input_sha256, "options": options.as_dict(),
+                                 "segment_max_seconds": segment_max_seconds}
+    if translate:  # absent for transcription-only jobs, so their ids stay what they were
+        fields["translate"] = list(translate)
+        fields["translator_model"] = translator_model
+    digest.update(canonical_json(fields))
     return digest.hexdigest()[:24]
+
+
+def translation_key(transcript: bytes, model: str, language: str) -> str:
+    """A translation's id: the transcript's content, the model, the language, the prompt version."""
+    digest = hashlib.sha256(b"spotkit-translation-v1\0")
+    digest.update(canonical_json({"model": model, "language": language, "prompt": TRANSLATION_PROMPT_VERSION}))
+    digest.update(transcript)
+    return digest.hexdigest()
 
 
 # -- store layout ------------------------------------------------------------------------------
@@ -62,6 +77,10 @@ def audio_key(segment: str) -> str:
 
 def result_key(task: str, segment: str) -> str:
     return f"results/{task}/{segment}.json"
+
+
+def translation_result_key(key: str) -> str:
+    return f"results/{TRANSLATE}/{key}.json"
 
 
 def poison_key(segment: str) -> str:
@@ -86,6 +105,8 @@ class JobManifest:
     options: TaskOptions
     segment_max_seconds: float
     segments: list[SegmentRef] = field(default_factory=list)
+    translate: list[str] = field(default_factory=list)  # target languages
+    translator_model: str = ""
 
     def to_bytes(self) -> bytes:
         return canonical_json(asdict(self))
@@ -96,6 +117,12 @@ class JobManifest:
         raw["options"] = TaskOptions(**raw["options"])
         raw["segments"] = [SegmentRef(**s) for s in raw["segments"]]
         return JobManifest(**raw)
+
+    def previous(self, segment: str) -> str | None:
+        """The segment before *segment* in the file (translation context)."""
+        ids = [s.id for s in self.segments]
+        index = ids.index(segment) if segment in ids else 0
+        return ids[index - 1] if index > 0 else None
 
 
 @dataclass(frozen=True)
@@ -156,6 +183,12 @@ class TranscriptResult:
 
     def to_bytes(self) -> bytes:
         return canonical_json(asdict(self))
+
+    def translated(self, language: str, model: str, engine: str, texts: list[str],
+                   tokens: int) -> TranscriptResult:
+        """The same cues, in another language (one translated cue per transcribed cue)."""
+        cues = [Cue(c.start, c.end, t) for c, t in zip(self.cues, texts, strict=True)]
+        return TranscriptResult(self.segment, model, engine, language, cues, tokens)
 
     @staticmethod
     def from_bytes(data: bytes) -> TranscriptResult:

@@ -32,3 +32,24 @@ class Transcriber(ABC):
 
     def close(self) -> None:
         """Free the model; the default holds nothing."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Translator(ABC):
+    """Translate one cue's text into a target language, given the text before it as context.
+
+    Providers raise `runtime.errors.EngineError` on failure; the segment goes back to the queue.
+    """
+
+    engine: str
+    model: str
+
+    @abstractmethod
+    def translate(self, text: str, target_language: str, context: str = "") -> Translation:
+        """The translation and the tokens it cost."""

@@ -6,7 +6,7 @@ changes with the choice."""
 from __future__ import annotations
 
 from runtime.config import Settings
-from runtime.engines.base import Transcriber
+from runtime.engines.base import Transcriber, Translator
 from runtime.errors import ConfigError
 
 TRANSCRIBERS = ("faster-whisper", "openai", "simulated")
@@ -30,3 +30,20 @@ def open_transcriber(settings: Settings) -> Transcriber:
         settings.model, settings.model_path, settings.device, settings.compute_type,
         settings.cpu_threads, settings.batch_size,
     )
+
+
+TRANSLATORS = ("none", "openai", "vllm")
+
+
+def open_translator(settings: Settings) -> Translator | None:
+    """``SPOTKIT_TRANSLATOR``: ``none`` (default), ``openai`` (OPENAI_BASE_URL / OPENAI_API_KEY) or
+    ``vllm`` (the node's supervised vLLM server at ``vllm_url``, same chat API)."""
+    if settings.translator == "none":
+        return None
+    from runtime.engines.openai_api import ApiClient, OpenAITranslator
+
+    if settings.translator == "openai":
+        return OpenAITranslator(ApiClient.from_env(), settings.translator_model)
+    if settings.translator == "vllm":
+        return OpenAITranslator(ApiClient(settings.vllm_url, "EMPTY"), settings.translator_model, engine="vllm")
+    raise ConfigError(f"translator = {settings.translator!r}: use one of {', '.join(TRANSLATORS)} (SPOTKIT_TRANSLATOR)")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.engines.base import AudioItem, Transcriber
+from runtime.engines.base import AudioItem, Transcriber, Translation, Translator
 from runtime.errors import ConfigError, EngineError
 from runtime.media import SAMPLE_RATE
 from runtime.work import Cue, TranscriptResult
@@ -134,21 +134,12 @@ class OpenAITranscriber(Transcriber):
         return results
 
 
-@dataclass(frozen=True)
-class Translation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
+class OpenAITranslator(Translator):
+    """Chat completions: one cue's text, the text before it as context, one target language. vLLM
+    serves the same API, so the ``vllm`` provider is this class pointed at the supervised server."""
 
-
-class OpenAITranslator:
-    """Chat completions: one segment's text, the previous segment's as context, one target language."""
-
-    engine = "openai"
-    PROMPT_VERSION = 1
-
-    def __init__(self, client: ApiClient, model: str) -> None:
-        self.client, self.model = client, model
+    def __init__(self, client: ApiClient, model: str, engine: str = "openai") -> None:
+        self.client, self.model, self.engine = client, model, engine
 
     def translate(self, text: str, target_language: str, context: str = "") -> Translation:
         messages = [{"role": "system", "content": (

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from runtime.engines.factory import open_transcriber
+from runtime.engines.factory import open_transcriber, open_translator
 from runtime.node import Node
 from runtime.queue import open_queue
 from runtime.store import open_store
@@ -43,6 +43,6 @@ def agent(ctx: click.Context, until_idle: bool, node_name: str | None, cache_dir
                              lease_seconds=lease_seconds, metrics_port=metrics_port)
     node = Node(settings, open_queue(settings.queue, settings.max_deliveries), open_store(settings.store),
                 lambda: open_transcriber(settings), until_idle=until_idle,
-                exit_when_drained=exit_when_drained)
+                exit_when_drained=exit_when_drained, translator=lambda: open_translator(settings))
     node.install_signal_handlers()
     sys.exit(node.run())

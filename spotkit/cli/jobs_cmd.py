@@ -27,17 +27,20 @@ _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploadin
 @click.option("--language", default="", help="Spoken language (ISO code); default: detect, "
               "or English for *.en models.")
 @click.option("--segment-max-seconds", type=float, help="Longest segment, seconds of speech (default 30).")
+@click.option("--translate", "translate", default="", help="Target languages, comma-separated (e.g. ja,es); "
+              "translated by SPOTKIT_TRANSLATOR's model on the agents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
 @click.pass_context
 @friendly_errors
 def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
-           as_json: bool) -> None:
+           translate: str, as_json: bool) -> None:
     """Split FILE into speech segments and queue them; prints the job id.
 
     \b
     Examples:
       spotkit submit interview.mp3
       JOB=$(spotkit submit talk.mp4) && spotkit agent --until-idle && spotkit fetch "$JOB"
+      spotkit submit lecture.m4a --translate ja,es
     """
     settings = settings_from(ctx, segment_max_seconds=segment_max_seconds)
     queue, store = open_queue(settings.queue, settings.max_deliveries), open_store(settings.store)
@@ -54,7 +57,9 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
                 tasks[stage] = bar.add_task(_STAGES[stage], total=total)
             bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
 
-        report = submit_job(file, queue, store, options, settings.segment_max_seconds, progress)
+        targets = tuple(t.strip() for t in translate.split(",") if t.strip())
+        report = submit_job(file, queue, store, options, settings.segment_max_seconds, progress, targets,
+                            settings.translator_model)
     if as_json:
         click.echo(json.dumps({"job": report.job, "resubmitted": report.resubmitted,
                                "segments": report.segments, "duration_seconds": report.duration_seconds,
@@ -95,15 +100,17 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
 @click.argument("job")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="srt", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+@click.option("--lang", default="", help="A translation the job was submitted with (--translate).")
 @click.pass_context
 @friendly_errors
-def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None) -> None:
+def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str) -> None:
     """Print JOB's transcript, in source time order. Exit 3 if it is not complete yet.
 
     \b
     Examples:
       spotkit fetch 3f2a9c... --format srt > talk.srt
       spotkit fetch 3f2a9c... --format json -o talk.json
+      spotkit fetch 3f2a9c... --format srt --lang ja > talk.ja.srt
     """
     settings = settings_from(ctx)
     store = open_store(settings.store)
@@ -112,7 +119,7 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None) -> None:
         click.echo(f"error: job {job} is not complete ({result.done}/{result.total} segments done, "
                    f"{len(result.poisoned)} poisoned); see `spotkit status {job}`", err=True)
         sys.exit(EXIT_INCOMPLETE)
-    _, cues = assemble(store, job)
+    _, cues = assemble(store, job, lang)
     text = render(cues, fmt, job)
     if output:
         output.write_text(text)

@@ -167,3 +167,39 @@ def test_agent_switches_to_the_api_by_configuration(api: ApiStandIn, settings: S
     assert Agent(settings, queue, store, lambda: open_transcriber(settings), until_idle=True).run() == 0
     _, cues = assemble(store, report.job)
     assert len(cues) == 2 * report.segments and cues[0].text == "hello"
+
+
+def test_translated_track_one_cue_per_cue_and_switching_back(api: ApiStandIn, tmp_path: Path) -> None:
+    """SPOTKIT_TRANSLATOR=openai against the local server: fetch --lang ja has one translated cue per
+    transcribed cue; with SPOTKIT_TRANSLATOR=none the same code serves transcription only."""
+    import subprocess
+    import sys
+
+    from tests.conftest import DEMO_SAMPLE
+
+    env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("SPOTKIT_")},
+           "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": api.base_url, "SPOTKIT_TRANSLATOR": "openai",
+           "SPOTKIT_TRANSLATOR_MODEL": "gpt-4o-mini", "SPOTKIT_IDLE_SECONDS": "1", "SPOTKIT_RETRY_SECONDS": "0"}
+
+    def spotkit(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "spotkit", "--home", str(tmp_path / "home"), *args],
+                              capture_output=True, text=True, timeout=300, env={**env, **extra})
+
+    job = spotkit("submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10", "--translate", "ja").stdout.strip()
+    assert spotkit("agent", "--until-idle").returncode == 0
+    status = json.loads(spotkit("status", job, "--json").stdout)
+    assert status["complete"] and status["translated"] == {"ja": status["segments"]}
+    original = spotkit("fetch", job, "--format", "srt").stdout
+    translated = spotkit("fetch", job, "--format", "srt", "--lang", "ja").stdout
+    assert translated.count(" --> ") == original.count(" --> ") > 0
+    assert [line for line in translated.splitlines() if " --> " in line] == \
+           [line for line in original.splitlines() if " --> " in line]  # same timings
+    assert "[ja] " in translated
+    chat = [r for r in api.requests if r[0].endswith("/chat/completions")]
+    assert len(chat) == original.count(" --> ")
+    missing = spotkit("fetch", job, "--lang", "es")
+    assert missing.returncode == 1 and "not submitted with --translate es" in missing.stderr
+    plain = spotkit("submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10", SPOTKIT_TRANSLATOR="none")
+    assert plain.returncode == 0 and plain.stdout.strip() != job  # translation is part of the job's identity
+    assert spotkit("agent", "--until-idle", SPOTKIT_TRANSLATOR="none").returncode == 0
+    assert json.loads(spotkit("status", plain.stdout.strip(), "--json").stdout)["complete"]
