@@ -58,6 +58,7 @@ class Settings:
     vllm_url: str = "http://127.0.0.1:8000/v1"
     model: str = "tiny.en"
     model_path: str = ""
+    model_cache_dir: Path = Path()  # default <home>/models; /mnt/spotkit/models on nodes
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
@@ -146,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         values["vm_name"] = values["node_name"]  # an explicit node name is the VM name events carry
     values.setdefault("node_name", socket.gethostname())
     values.setdefault("cache_dir", home / "cache")
+    values.setdefault("model_cache_dir", home / "models")
     return Settings(**values).validate()
 
 

@@ -28,7 +28,7 @@ def open_transcriber(settings: Settings) -> Transcriber:
 
     return FasterWhisperTranscriber(
         settings.model, settings.model_path, settings.device, settings.compute_type,
-        settings.cpu_threads, settings.batch_size,
+        settings.cpu_threads, settings.batch_size, settings.model_cache_dir,
     )
 
 

