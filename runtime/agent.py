@@ -85,6 +85,8 @@ class Agent(DrainMixin, TranslateMixin):
         self.counts = {"processed": 0, "cache_hits": 0, "failures": 0}
         self._make_transcriber = transcriber
         self._make_translator = translator
+        self.on_drained: Callable[[], None] | None = None  # e.g. stop vLLM: a drained node frees the GPU
+        self.on_resumed: Callable[[], None] | None = None
         self._translator: Translator | None = None
         self._manifests: dict[str, JobManifest] = {}
         self._engine: Transcriber | None = None
@@ -162,6 +164,8 @@ class Agent(DrainMixin, TranslateMixin):
         while not self.stop_event.is_set():
             if self.draining.is_set():
                 drained = self.is_drained()
+                if drained and self.state != "drained" and self.on_drained is not None:
+                    self.on_drained()
                 self.state = "drained" if drained else "draining"
                 if drained and self.exit_when_drained:
                     log.info("node=%s event=drained-exit", self.node)

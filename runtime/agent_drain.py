@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ class DrainMixin:
     _requeued: int
     _wasted: float
     _engine_rate: float
+    on_resumed: Callable[[], None] | None
 
     if TYPE_CHECKING:  # provided by runtime.agent.Agent
         def _record(self, pending: Any, outcome: str, started: float, tokens_out: int = 0, engine: str = "",
@@ -101,6 +103,8 @@ class DrainMixin:
     def resume(self) -> None:
         if self.draining.is_set():
             log.warning("node=%s event=resume (event cancelled)", self.node)
+            if self.on_resumed is not None:  # e.g. bring vLLM back, without blocking the watcher
+                threading.Thread(target=self.on_resumed, name="resume", daemon=True).start()
         self.draining.clear()
 
     def _predict(self, audio_seconds: float) -> float:

@@ -56,6 +56,7 @@ class Settings:
     translator: str = "none"  # or "openai" (metered API), "vllm" (the node's vLLM server)
     translator_model: str = "gpt-4o-mini"
     vllm_url: str = "http://127.0.0.1:8000/v1"
+    vllm_command: str = ""  # replaces the `vllm` executable (rehearsals and tests); the flags stay real
     model: str = "tiny.en"
     model_path: str = ""
     model_cache_dir: Path = Path()  # default <home>/models; /mnt/spotkit/models on nodes

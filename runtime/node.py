@@ -47,6 +47,7 @@ class Node:
                  exit_when_drained: bool = False, clock: Callable[[], float] = time.time,
                  translator: Callable[[], Translator | None] = lambda: None) -> None:
         self.clock = clock
+        self.settings = settings
         self.agent = Agent(settings, queue, store, transcriber, clock, until_idle, exit_when_drained, translator)
         self.signals = SignalSource(settings.sigterm_grace_seconds)
         sources: list[EventSource] = [self.signals, DrainRequestSource(store, settings.node_name)]
@@ -74,6 +75,15 @@ class Node:
         signal.signal(signal.SIGINT, self.on_signal)
 
     def run(self) -> int:
+        """Start vLLM first when the node translates with it, then the agent; stop it on the way out."""
+        supervisor = None
+        if self.settings.translator == "vllm":
+            from runtime.engines.vllm_node import build_supervisor
+
+            supervisor = build_supervisor(self.settings)
+            supervisor.start()  # raises EngineError with the server's log tail if it never gets healthy
+            self.agent.on_drained = supervisor.stop  # a drained node frees the GPU at once
+            self.agent.on_resumed = supervisor.start  # the eviction was cancelled
         thread = threading.Thread(target=self.watcher.run, name="watcher", daemon=True)
         thread.start()
         try:
@@ -82,3 +92,5 @@ class Node:
             self.watcher.stop()
             thread.join(timeout=5)
             self.watcher.alerter.wait(timeout=5)
+            if supervisor is not None:
+                supervisor.stop()
