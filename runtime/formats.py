@@ -27,7 +27,8 @@ def render(cues: Sequence[SourceCue], fmt: str, job: str = "") -> str:
         blocks = [f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n{c.text}\n" for c in cues]
         return "WEBVTT\n\n" + "\n".join(blocks)
     if fmt == "json":
-        payload = {"job": job, "cues": [{"start": c.start, "end": c.end, "text": c.text} for c in cues]}
+        payload = {"job": job, "cues": [{"start": c.start, "end": c.end, "text": c.text,
+                                         **({"words": c.words} if c.words else {})} for c in cues]}
         return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     if fmt == "txt":
         return "".join(c.text + "\n" for c in cues)

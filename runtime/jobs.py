@@ -171,6 +171,7 @@ class SourceCue:
     start: float  # seconds in the source file
     end: float
     text: str
+    words: list[list[object]] | None = None
 
 
 def assemble(store: ObjectStore, job: str, language: str = "") -> tuple[JobManifest, list[SourceCue]]:
@@ -198,7 +199,10 @@ def assemble(store: ObjectStore, job: str, language: str = "") -> tuple[JobManif
             if cue.text.strip():
                 start = to_source_seconds(spans, cue.start)
                 end = max(start, to_source_seconds(spans, cue.end))
-                cues.append(SourceCue(round(start, 3), round(end, 3), cue.text.strip()))
+                words = [[round(to_source_seconds(spans, float(w[0])), 3),  # type: ignore[arg-type]
+                          round(to_source_seconds(spans, float(w[1])), 3), w[2]]  # type: ignore[arg-type]
+                         for w in cue.words] if cue.words else None
+                cues.append(SourceCue(round(start, 3), round(end, 3), cue.text.strip(), words))
     if missing:
         raise SpotkitError(f"job {job} is not complete: {missing} of {len(manifest.segments)} segments "
                            f"have no result yet; see `spotkit status {job}`")

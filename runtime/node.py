@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from runtime.agent import Agent
 from runtime.config import Settings
@@ -48,6 +49,7 @@ class Node:
                  translator: Callable[[], Translator | None] = lambda: None) -> None:
         self.clock = clock
         self.settings = settings
+        self.supervisor: Any = None  # the vLLM supervisor, when the node translates with vLLM
         self.agent = Agent(settings, queue, store, transcriber, clock, until_idle, exit_when_drained, translator)
         self.signals = SignalSource(settings.sigterm_grace_seconds)
         sources: list[EventSource] = [self.signals, DrainRequestSource(store, settings.node_name)]
@@ -80,7 +82,7 @@ class Node:
         if self.settings.translator == "vllm":
             from runtime.engines.vllm_node import build_supervisor
 
-            supervisor = build_supervisor(self.settings)
+            supervisor = self.supervisor = build_supervisor(self.settings)
             supervisor.start()  # raises EngineError with the server's log tail if it never gets healthy
             self.agent.on_drained = supervisor.stop  # a drained node frees the GPU at once
             self.agent.on_resumed = supervisor.start  # the eviction was cancelled

@@ -34,9 +34,13 @@ class TaskOptions:
     task: str = TRANSCRIBE
     model: str = "tiny.en"
     language: str = ""  # "" = detect
+    word_timestamps: bool = False
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, object]:
+        fields: dict[str, object] = asdict(self)
+        if not self.word_timestamps:  # absent when off, so ids made before the option stay the same
+            del fields["word_timestamps"]
+        return fields
 
 
 def segment_id(pcm: Pcm, options: TaskOptions) -> str:
@@ -166,6 +170,7 @@ class Cue:
     start: float  # seconds from the start of the segment's audio
     end: float
     text: str
+    words: list[list[object]] | None = None  # [start, end, word] when word timestamps were asked for
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,7 @@ class TranscriptResult:
         return " ".join(c.text.strip() for c in self.cues).strip()
 
     def to_bytes(self) -> bytes:
-        return canonical_json(asdict(self))
+        return canonical_json(self.as_json())
 
     def translated(self, language: str, model: str, engine: str, texts: list[str],
                    tokens: int) -> TranscriptResult:
@@ -195,3 +200,10 @@ class TranscriptResult:
         raw = json.loads(data)
         raw["cues"] = [Cue(**c) for c in raw["cues"]]
         return TranscriptResult(**raw)
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        for cue in data["cues"]:
+            if cue["words"] is None:
+                del cue["words"]
+        return data

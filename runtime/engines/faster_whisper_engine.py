@@ -67,15 +67,15 @@ class FasterWhisperTranscriber(Transcriber):
 
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
         results: dict[str, TranscriptResult] = {}
-        by_language: dict[str, list[AudioItem]] = {}
+        groups: dict[tuple[str, bool], list[AudioItem]] = {}
         for item in items:
-            by_language.setdefault(item.options.language, []).append(item)
-        for language, group in by_language.items():
-            for result in self._run(group, language or None):
+            groups.setdefault((item.options.language, item.options.word_timestamps), []).append(item)
+        for (language, words), group in groups.items():
+            for result in self._run(group, language or None, words):
                 results[result.segment] = result
         return [results[item.segment] for item in items]
 
-    def _run(self, items: list[AudioItem], language: str | None) -> list[TranscriptResult]:
+    def _run(self, items: list[AudioItem], language: str | None, words: bool = False) -> list[TranscriptResult]:
         audio = np.concatenate([item.pcm.as_float() for item in items])
         clips: list[dict[str, float]] = []
         seek_to_index: dict[int, int] = {}
@@ -91,7 +91,7 @@ class FasterWhisperTranscriber(Transcriber):
         try:
             segments, info = self._pipeline.transcribe(
                 audio, language=language, clip_timestamps=clips, vad_filter=False,
-                batch_size=self.batch_size, without_timestamps=False, beam_size=5,
+                batch_size=self.batch_size, without_timestamps=False, beam_size=5, word_timestamps=words,
             )
             for seg in segments:
                 clip = seek_to_index.get(seg.seek)
@@ -101,7 +101,10 @@ class FasterWhisperTranscriber(Transcriber):
                 duration = clips[clip]["end"] - base
                 start = min(max(0.0, seg.start - base), duration)
                 end = min(max(start, seg.end - base), duration)
-                cues[clip].append(Cue(round(start, 3), round(end, 3), seg.text.strip()))
+                timed = [[round(min(max(0.0, w.start - base), duration), 3),
+                          round(min(max(0.0, w.end - base), duration), 3), w.word.strip()]
+                         for w in seg.words or []] if words else None
+                cues[clip].append(Cue(round(start, 3), round(end, 3), seg.text.strip(), timed))
                 tokens[clip] += len(seg.tokens)
             detected = info.language
         except EngineError:

@@ -27,13 +27,14 @@ _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploadin
 @click.option("--language", default="", help="Spoken language (ISO code); default: detect, "
               "or English for *.en models.")
 @click.option("--segment-max-seconds", type=float, help="Longest segment, seconds of speech (default 30).")
+@click.option("--word-timestamps", is_flag=True, help="Also time every word (JSON output).")
 @click.option("--translate", "translate", default="", help="Target languages, comma-separated (e.g. ja,es); "
               "translated by SPOTKIT_TRANSLATOR's model on the agents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
 @click.pass_context
 @friendly_errors
 def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
-           translate: str, as_json: bool) -> None:
+           word_timestamps: bool, translate: str, as_json: bool) -> None:
     """Split FILE into speech segments and queue them; prints the job id.
 
     \b
@@ -46,7 +47,8 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
     queue, store = open_queue(settings.queue, settings.max_deliveries), open_store(settings.store)
     queue.ensure()
     store.ensure()
-    options = TaskOptions(model=settings.model, language=language or settings.language)
+    options = TaskOptions(model=settings.model, language=language or settings.language,
+                          word_timestamps=word_timestamps)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True, disable=not console.is_terminal) as bar:

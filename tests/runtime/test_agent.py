@@ -230,3 +230,21 @@ def test_metrics_served_over_http(settings: Settings, whisper: Transcriber) -> N
         text = reply.read().decode()
     assert f'spotkit_segments_total{{node="test-node",outcome="done"}} {float(report.segments)}' in text
     assert "spotkit_engine_batch_seconds_count" in text
+
+
+def test_word_timestamps_when_asked(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    plain = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    worded = submit(DEMO_SAMPLE, queue, store, TaskOptions(word_timestamps=True), 10)
+    assert plain.job != worded.job  # a different output, so different ids
+    run_agent(settings, whisper)
+    _, cues = assemble(store, worded.job)
+    assert all(cue.words for cue in cues)
+    for cue in cues:
+        assert all(cue.start - 0.5 <= w[0] <= w[1] <= cue.end + 0.5 for w in cue.words or [])  # type: ignore[operator]
+    assert " ".join(str(w[2]) for w in cues[0].words or []).startswith("Welcome")
+    json_out = json.loads(render(cues, "json", worded.job))
+    assert "words" in json_out["cues"][0]
+    _, plain_cues = assemble(store, plain.job)
+    assert all(c.words is None for c in plain_cues)
+    assert "words" not in json.loads(render(plain_cues, "json"))["cues"][0]

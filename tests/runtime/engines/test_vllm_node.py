@@ -71,3 +71,33 @@ def test_node_serves_translations_from_its_vllm(settings: Settings, tmp_path: Pa
     assert len(translations) == status.total
     assert all(r.engine == "vllm" and r.model == LLM and r.tokens_in > 0 and r.tokens_out > 0 for r in translations)
     assert (settings.home / "logs" / "vllm.log").is_file()
+
+
+def test_drain_stops_vllm(settings: Settings, tmp_path: Path) -> None:
+    import signal
+    import threading
+    import time
+
+    settings = vllm_settings(settings, tmp_path)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "config.json").write_text("{}")
+    store = open_store(settings.store, env={})
+    store.ensure()
+    publish(store, LLM, weights)
+    pull_from_store(store, LLM, ModelCache(settings.model_cache_dir))
+    queue = open_queue(settings.queue, env={})
+    node = Node(settings, queue, store, lambda: open_transcriber(settings),
+                translator=lambda: open_translator(settings))
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(node.run()))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while node.supervisor is None or not node.supervisor.ready:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = node.supervisor.pid
+    node.on_signal(signal.SIGTERM)  # the service manager stops the node: drain, then exit
+    runner.join(30)
+    assert codes == [0]
+    assert node.supervisor.state == "stopped" and not Path(f"/proc/{pid}").exists()
