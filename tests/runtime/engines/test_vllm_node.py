@@ -17,7 +17,9 @@ from runtime.jobs import assemble, job_status, submit
 from runtime.models import ModelCache, publish, pull_from_store
 from runtime.node import Node
 from runtime.queue import open_queue
+from runtime.queue.base import WorkQueue
 from runtime.store import open_store
+from runtime.store.base import ObjectStore
 from runtime.usage import read_usage
 from runtime.work import TaskOptions
 from tests.conftest import DEMO_SAMPLE
@@ -30,6 +32,20 @@ def vllm_settings(settings: Settings, tmp_path: Path) -> Settings:
     return replace(settings, transcriber="simulated", simulated_speed=50, translator="vllm", translator_model=LLM,
                    vllm_url=f"http://127.0.0.1:{free_port()}/v1", model_cache_dir=tmp_path / "models",
                    vllm_command=f"{sys.executable} -m tests.support.vllm_standin")
+
+
+def cached_llm_backends(settings: Settings, tmp_path: Path) -> tuple[WorkQueue, ObjectStore]:
+    """The LLM published to the mirror and pulled into the node's cache, as `spotkit models` would."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}')
+    store = open_store(settings.store, env={})
+    store.ensure()
+    publish(store, LLM, weights)
+    pull_from_store(store, LLM, ModelCache(settings.model_cache_dir))
+    queue = open_queue(settings.queue, env={})
+    queue.ensure()
+    return queue, store
 
 
 def test_plans_for_a_t4_and_refuses_what_does_not_fit(settings: Settings) -> None:
@@ -50,15 +66,7 @@ def test_model_must_be_in_the_cache(settings: Settings, tmp_path: Path) -> None:
 
 def test_node_serves_translations_from_its_vllm(settings: Settings, tmp_path: Path) -> None:
     settings = vllm_settings(settings, tmp_path)
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    (weights / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}')
-    store = open_store(settings.store, env={})
-    store.ensure()
-    publish(store, LLM, weights)
-    pull_from_store(store, LLM, ModelCache(settings.model_cache_dir))
-    queue = open_queue(settings.queue, env={})
-    queue.ensure()
+    queue, store = cached_llm_backends(settings, tmp_path)
     job = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10, translate=("ja",), translator_model=LLM).job
     node = Node(settings, queue, store, lambda: open_transcriber(settings), until_idle=True,
                 translator=lambda: open_translator(settings))
@@ -79,14 +87,7 @@ def test_drain_stops_vllm(settings: Settings, tmp_path: Path) -> None:
     import time
 
     settings = vllm_settings(settings, tmp_path)
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    (weights / "config.json").write_text("{}")
-    store = open_store(settings.store, env={})
-    store.ensure()
-    publish(store, LLM, weights)
-    pull_from_store(store, LLM, ModelCache(settings.model_cache_dir))
-    queue = open_queue(settings.queue, env={})
+    queue, store = cached_llm_backends(settings, tmp_path)
     node = Node(settings, queue, store, lambda: open_transcriber(settings),
                 translator=lambda: open_translator(settings))
     codes: list[int] = []
