@@ -94,6 +94,8 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
         return
     print_table(f"job {job} ({result.source})", ("segments", "done", "in flight", "queued", "poisoned"),
                 [(result.total, result.done, result.in_flight, result.queued, len(result.poisoned))])
+    for language, count in sorted(result.translated.items()):
+        click.echo(f"translated into {language}: {count}/{result.total} segments")
     for entry in result.poisoned:
         click.echo(f"poisoned segment #{entry['index']}: {entry['reason']}")
 

@@ -189,6 +189,7 @@ def test_translated_track_one_cue_per_cue_and_switching_back(api: ApiStandIn, tm
     assert spotkit("agent", "--until-idle").returncode == 0
     status = json.loads(spotkit("status", job, "--json").stdout)
     assert status["complete"] and status["translated"] == {"ja": status["segments"]}
+    assert f"translated into ja: {status['segments']}/{status['segments']} segments" in spotkit("status", job).stdout
     original = spotkit("fetch", job, "--format", "srt").stdout
     translated = spotkit("fetch", job, "--format", "srt", "--lang", "ja").stdout
     assert translated.count(" --> ") == original.count(" --> ") > 0
