@@ -145,7 +145,8 @@ class VllmSupervisor:
                  restart_backoff: BackoffPolicy | None = None, http_timeout_seconds: float = 5.0,
                  poll_interval_seconds: float = 0.5, kill_grace_seconds: float = 10.0, host: str = "127.0.0.1",
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
-                 base_env: Mapping[str, str] | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None, unhealthy_after_seconds: float = 60.0,
+                 liveness_interval_seconds: float = 5.0) -> None:
         self.model, self.port, self.host = model, port, host
         self.argv = vllm_serve_argv(model, model_dir, port, plan, hf_home, host, command or ("vllm",))
         self.env = child_env(os.environ if base_env is None else base_env, hf_home)
@@ -155,6 +156,11 @@ class VllmSupervisor:
         self.http_timeout_seconds = http_timeout_seconds
         self.poll_interval_seconds = poll_interval_seconds
         self.kill_grace_seconds = kill_grace_seconds
+        # A server that is alive but has stopped answering /health (a hung engine) is restarted too.
+        self.unhealthy_after_seconds = unhealthy_after_seconds
+        self.liveness_interval_seconds = liveness_interval_seconds
+        self._unhealthy_since: float | None = None
+        self._last_liveness = -math.inf
         self.clock = clock
         self._stopping = threading.Event()
         self.sleep = sleep or self._wait  # default: a wait that stop() cuts short
@@ -279,6 +285,8 @@ class VllmSupervisor:
         while not self._stopping.is_set():
             proc = self._proc
             if proc is not None and proc.poll() is None:
+                if self._hung(proc):
+                    continue
                 self.sleep(self.poll_interval_seconds)
                 continue
             if self._stopping.is_set():
@@ -310,6 +318,24 @@ class VllmSupervisor:
             self.restarts += 1
             self.state = EngineState.READY
             log.info("vLLM healthy again after restart %d (pid %s)", self.restarts, self.pid)
+
+    def _hung(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Check /health now and then; kill a server unhealthy for too long (the restart path follows)."""
+        now = self.clock()
+        if self.state != EngineState.READY or now - self._last_liveness < self.liveness_interval_seconds:
+            return False
+        self._last_liveness = now
+        if self.healthy():
+            self._unhealthy_since = None
+            return False
+        self._unhealthy_since = self._unhealthy_since if self._unhealthy_since is not None else now
+        if now - self._unhealthy_since < self.unhealthy_after_seconds:
+            return False
+        log.warning("vLLM (pid %s) alive but unhealthy for %.0fs; killing it to restart", proc.pid,
+                    now - self._unhealthy_since)
+        self._unhealthy_since = None
+        self._kill(proc)
+        return True
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines the current child wrote (stdout and stderr share the log file)."""

@@ -51,7 +51,10 @@ class StandIn:
                               list(labels), registry=self.registry).labels(**labels)
 
     def healthy(self) -> bool:
-        return not self.args.never_healthy and time.monotonic() - self.started >= self.args.startup_delay
+        up = time.monotonic() - self.started
+        if self.args.hang_after is not None and up >= self.args.startup_delay + self.args.hang_after:
+            return False  # alive, but no longer answering healthily: a hung engine
+        return not self.args.never_healthy and up >= self.args.startup_delay
 
     def chat(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if body.get("model") != self.model:
@@ -134,6 +137,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fail-after", type=float)
     parser.add_argument("--crash-after", type=float)
     parser.add_argument("--crash-marker", type=Path)
+    parser.add_argument("--hang-after", type=float, help="Report unhealthy after this many seconds up.")
     parser.add_argument("--ignore-sigterm", action="store_true")
     return parser.parse_args(argv)
 
@@ -166,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     server.daemon_threads = True
     if args.fail_after is not None:
         _exit_later(args.fail_after, 3, failure)
+    if args.hang_after is not None and args.crash_marker is not None:
+        if args.crash_marker.exists():
+            args.hang_after = None  # hang once; the restarted server stays healthy
+        else:
+            args.crash_marker.touch()
     crash = args.crash_after is not None and (args.crash_marker is None or not args.crash_marker.exists())
     if crash:
         if args.crash_marker is not None:

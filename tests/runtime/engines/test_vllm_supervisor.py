@@ -165,6 +165,18 @@ def test_a_crash_is_restarted_with_backoff(make_supervisor: SupervisorFactory, t
     assert "simulated engine crash" in sup.log_path.read_text()
 
 
+def test_a_hung_server_is_restarted(make_supervisor: SupervisorFactory, tmp_path: Path) -> None:
+    sup = make_supervisor("--hang-after", "0.3", "--crash-marker", str(tmp_path / "hung-once"))
+    sup.unhealthy_after_seconds, sup.liveness_interval_seconds = 0.5, 0.1
+    sup.start()
+    first_pid = sup.pid
+    assert first_pid is not None
+    assert wait_for(lambda: sup.restarts == 1 and sup.ready, timeout=15.0), sup.state
+    assert sup.pid != first_pid and gone(first_pid) and sup.healthy()
+    [record] = sup.restart_history
+    assert record.exit_code is None  # it did not exit: the supervisor ended it
+
+
 def test_a_crash_loop_gives_up(make_supervisor: SupervisorFactory) -> None:
     sup = make_supervisor("--crash-after", "0.4")
     sup.start()
