@@ -154,8 +154,9 @@ class Simulation:
                     missed += now > self.deadlines[job]
                     done += 1
                     del remaining[job]
-            heap = [(d, j) for d, j in heap if j in remaining]
-            heapq.heapify(heap)
+            if step.to_api:  # only routing removes queued jobs; otherwise the heap is intact
+                heap = [(d, j) for d, j in heap if j in remaining]
+                heapq.heapify(heap)
             self._scale(slots, step.desired, now, policy)
             for slot in slots:
                 if slot.state == "booting" and slot.ready_at <= now:

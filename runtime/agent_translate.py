@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runtime.engines.base import Translator
-from runtime.errors import EngineError, NotFound, SpotkitError
+from runtime.errors import EngineError, SpotkitError
 from runtime.jobs import load_manifest
 from runtime.work import TRANSCRIBE, TRANSLATE, JobManifest, TaskOptions, TranscriptResult, WorkItem, translation_key
 
@@ -96,10 +96,5 @@ class TranslateMixin:
     def _previous_text(self, item: WorkItem) -> str:
         manifest = self._manifest(item.job)
         previous = manifest.previous(item.segment) if manifest else None
-        if previous is None:
-            return ""
-        try:
-            found = self.cache.get(TRANSCRIBE, previous)
-        except NotFound:
-            return ""
+        found = self.cache.get(TRANSCRIBE, previous) if previous is not None else None
         return TranscriptResult.from_bytes(found[0]).text if found else ""

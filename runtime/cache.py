@@ -28,7 +28,9 @@ class ResultCache:
         path = self._disk(task, segment)
         if path.is_file():
             data = path.read_bytes()
-            self.store.put_if_absent(result_key(task, segment), data)
+            key = result_key(task, segment)
+            if not self.store.exists(key):  # a cheap check; the bytes travel only when missing
+                self.store.put_if_absent(key, data)
             return data, "disk"
         try:
             data = self.store.get(result_key(task, segment))

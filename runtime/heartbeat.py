@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass, field
 from runtime.errors import StoreError
 from runtime.store.base import ObjectStore
 
-STATES = ("starting", "idle", "working", "draining", "stopped", "failed")
-
 
 @dataclass(frozen=True)
 class Heartbeat:
