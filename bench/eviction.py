@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config import Settings
+from runtime.fleet.chaos import ChaosPlan, chaos_settings, done_segments, media_variants, run_chaos
 from runtime.fleet.local_fleet import Fleet
-from runtime.heartbeat import read_heartbeats
 from runtime.jobs import submit
 from runtime.queue import open_queue
+from runtime.records import read_heartbeats
 from runtime.store import open_store
 from runtime.work import TaskOptions
-from tests.support.chaos import ChaosPlan, chaos_settings, done_segments, media_variants, run_chaos
 
 
 def percentile(values: list[float], q: float) -> float:

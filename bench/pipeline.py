@@ -20,11 +20,11 @@ from pathlib import Path
 
 from bench.speech import make_speech
 from runtime.config import load_settings
-from runtime.heartbeat import read_heartbeats
 from runtime.jobs import job_status, submit
 from runtime.local_agents import start_agent, stop_agent
 from runtime.media import decode_file
 from runtime.queue import open_queue
+from runtime.records import read_heartbeats
 from runtime.store import open_store
 from runtime.work import TaskOptions
 

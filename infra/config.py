@@ -39,7 +39,7 @@ class StackConfig:
     fallback_sizes: tuple[str, ...] = ()
     slot_count: int = 2
     min_running: int = 0
-    max_price_per_hour: float = -1.0
+    spot_price_cap_per_hour: float = -1.0
     data_disk_size_gb: int = 256
     data_disk_sku: str = "Premium_LRS"
     models: tuple[str, ...] = ("large-v3",)
@@ -164,7 +164,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
         fallback_sizes=fallback, slot_count=slot_count, min_running=min_running,
-        max_price_per_hour=max_price, data_disk_size_gb=disk_gb, data_disk_sku=disk_sku,
+        spot_price_cap_per_hour=max_price, data_disk_size_gb=disk_gb, data_disk_sku=disk_sku,
         models=listing("models", ("large-v3",)), translator_provider=translator, alert_emails=emails,
         spotkit_pip_spec=pip_spec, segment_retention_days=retention,
         vnet_cidr=text("vnetCidr", "10.40.0.0/16"), secrets=dict(secrets or {}),

@@ -48,7 +48,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
                 spotkit_pip_spec=cfg.spotkit_pip_spec, model=cfg.models[0], secret_names=secret_names))))
 
     pool = GpuPool(f"{prefix}-gpu", GpuPoolArgs(
-        group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.max_price_per_hour, cfg.data_disk_size_gb,
+        group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.spot_price_cap_per_hour, cfg.data_disk_size_gb,
         cfg.data_disk_sku, net.gpu_subnet_id, ids.node_identity_id, cfg.admin_ssh_public_key, node_custom_data))
     controller_data = pulumi.Output.all(
         store.queue_url, store.store_url, ids.controller_client_id, vault.vault_name, client.subscription_id,

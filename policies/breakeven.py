@@ -111,7 +111,7 @@ class SelfHostCost:
     """What N GPU nodes cost a month, split so a report can say where the money goes."""
 
     nodes: int
-    gpu_hourly_usd: float
+    vm_price_per_hour: float
     running_hours_per_month: float
     disk_monthly_usd_per_node: float
     engineering_tax_usd: float
@@ -123,10 +123,10 @@ class SelfHostCost:
         return asdict(self)
 
 
-def self_host_monthly_cost(*, gpu_hourly_usd: Number, running_hours_per_month: Number, nodes: int = 1,
+def self_host_monthly_cost(*, vm_price_per_hour: Number, running_hours_per_month: Number, nodes: int = 1,
                            disk_monthly_usd_per_node: Number = 0.0,
                            engineering_tax_usd: Number = 0.0) -> SelfHostCost:
-    """total = N × (gpu_hourly_usd × running_hours_per_month) + N × disk_monthly_usd_per_node + tax.
+    """total = N × (vm_price_per_hour × running_hours_per_month) + N × disk_monthly_usd_per_node + tax.
 
     Disks are billed for the whole month even while a spot VM is deallocated (evictionPolicy
     Deallocate keeps them), so they are not multiplied by running hours. 720 running hours is an
@@ -134,13 +134,13 @@ def self_host_monthly_cost(*, gpu_hourly_usd: Number, running_hours_per_month: N
     """
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         raise ValueError(f"nodes must be a whole number of at least 1, got {nodes!r}")
-    hourly = _check("gpu_hourly_usd", gpu_hourly_usd)
+    hourly = _check("vm_price_per_hour", vm_price_per_hour)
     hours = _check("running_hours_per_month", running_hours_per_month, at_most=SECONDS_PER_MONTH / SECONDS_PER_HOUR)
     disk = _check("disk_monthly_usd_per_node", disk_monthly_usd_per_node)
     tax = _check("engineering_tax_usd", engineering_tax_usd)
     compute = nodes * (hourly * hours)
     disks = nodes * disk
-    return SelfHostCost(nodes=nodes, gpu_hourly_usd=hourly, running_hours_per_month=hours,
+    return SelfHostCost(nodes=nodes, vm_price_per_hour=hourly, running_hours_per_month=hours,
                         disk_monthly_usd_per_node=disk, engineering_tax_usd=tax, compute_usd=compute,
                         disks_usd=disks, total_usd=compute + disks + tax)
 

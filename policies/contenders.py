@@ -23,7 +23,7 @@ from policies.workload import Arrival
 
 def scaling_params(sim: SimParams) -> ScalingParams:
     return ScalingParams(max_slots=sim.max_slots, boot_seconds=sim.boot_seconds,
-                         gpu_price_per_hour=sim.spot_price_per_hour, evictions_per_hour=sim.evictions_per_hour,
+                         spot_price_per_hour=sim.spot_price_per_hour, evictions_per_hour=sim.evictions_per_hour,
                          wasted_seconds_per_eviction=sim.wasted_seconds_per_eviction)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.usage import UsageRecord
+from runtime.records import UsageRecord
 
 
 @dataclass(frozen=True)

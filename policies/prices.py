@@ -49,8 +49,8 @@ class PriceBookError(SpotkitError):
 class VmPrices:
     """Linux hourly prices for one VM size in one region; ``None`` where the source has no such row."""
 
-    pay_as_you_go_per_hour: float | None
-    spot_per_hour: float | None
+    pay_as_you_go_price_per_hour: float | None
+    spot_price_per_hour: float | None
     currency: str
     effective_date: str
     source: str
@@ -94,7 +94,7 @@ class RetailPricesClient:
                                 "(check the size's ARM name and that the region sells it)")
         chosen = [row for row in (_newest(regular), _newest(spot)) if row is not None]
         return VmPrices(
-            pay_as_you_go_per_hour=_price(_newest(regular)), spot_per_hour=_price(_newest(spot)),
+            pay_as_you_go_price_per_hour=_price(_newest(regular)), spot_price_per_hour=_price(_newest(spot)),
             currency=str(chosen[0].get("currencyCode", "USD")),
             effective_date=max(str(row.get("effectiveStartDate", ""))[:10] for row in chosen),
             source=f"Azure Retail Prices API ({self.base_url})")
@@ -194,8 +194,8 @@ def snapshot_vm_prices(arm_sku_name: str, arm_region_name: str, path: Path | Non
         if (isinstance(row, dict) and str(row.get("armSkuName")).lower() == arm_sku_name.lower()
                 and str(row.get("armRegionName")).lower() == arm_region_name.lower()):
             why = f"; {reason}" if reason else ""
-            return VmPrices(pay_as_you_go_per_hour=_price({"retailPrice": row.get("payAsYouGoPerHour")}),
-                            spot_per_hour=_price({"retailPrice": row.get("spotPerHour")}),
+            return VmPrices(pay_as_you_go_price_per_hour=_price({"retailPrice": row.get("payAsYouGoPerHour")}),
+                            spot_price_per_hour=_price({"retailPrice": row.get("spotPerHour")}),
                             currency=str(row.get("currency", "USD")), effective_date=snapshot.retrieved,
                             source=f"offline snapshot retrieved {snapshot.retrieved} from {snapshot.source}{why}")
     known = ", ".join(f"{row.get('armSkuName')} in {row.get('armRegionName')}" for row in snapshot.prices

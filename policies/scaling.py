@@ -49,7 +49,7 @@ class Observation:
 class ScalingParams:
     max_slots: int
     boot_seconds: float  # allocate + boot + model load (warm disk)
-    gpu_price_per_hour: float  # spot price
+    spot_price_per_hour: float
     evictions_per_hour: float  # per running slot (measured)
     wasted_seconds_per_eviction: float = 30.0
     cooldown_seconds: float = 600.0
@@ -89,7 +89,7 @@ def decide(obs: Observation, params: ScalingParams, memory: Memory) -> Decision:
     active = obs.running + obs.booting
     boot_wait = 0.0 if obs.running else obs.boot_remaining if obs.booting else params.boot_seconds
     capacity = max(1, min(params.max_slots, active + obs.available))  # the most GPUs we could have
-    price = params.gpu_price_per_hour / 3600
+    price = params.spot_price_per_hour / 3600
 
     to_api: list[int] = []
     kept: list[QueuedJob] = []

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 from runtime.errors import NotFound
+from runtime.records import result_key
 from runtime.store.base import ObjectStore
-from runtime.work import result_key
 
 
 class ResultCache:

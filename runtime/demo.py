@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,10 @@ from runtime.formats import render
 from runtime.jobs import SubmitReport, assemble, job_status, submit
 from runtime.oncall import list_evictions
 from runtime.queue import open_queue
+from runtime.records import read_usage
+from runtime.samples import demo_sample
 from runtime.store import open_store
-from runtime.usage import read_usage
 from runtime.work import TaskOptions
-
-
-def sample_path() -> Path:
-    return Path(str(resources.files("runtime") / "samples" / "demo.flac"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ class DemoOutcome:
 def run_demo(home: Path, media: Path | None = None, nodes: int = 2,
              console: Console | None = None) -> DemoOutcome:
     console = console or Console()
-    media = media or sample_path()
+    media = media or demo_sample()
     if home.exists():
         shutil.rmtree(home)
     # Short segments and small batches: the sample spreads over both agents, and the eviction

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,9 +10,18 @@ from pathlib import Path
 
 from runtime.audio_codec import encode_flac
 from runtime.errors import MediaError, NotFound, SpotkitError
-from runtime.heartbeat import read_heartbeats
 from runtime.media import SAMPLE_RATE, decode_bytes, read_media
 from runtime.queue.base import WorkQueue
+from runtime.records import (
+    PoisonRecord,
+    audio_key,
+    job_key,
+    load,
+    poison_key,
+    read_heartbeats,
+    result_key,
+    translation_result_key,
+)
 from runtime.segmenter import find_speech, pack_spans, to_source_seconds
 from runtime.store.base import ObjectStore
 from runtime.work import (
@@ -22,14 +30,9 @@ from runtime.work import (
     TaskOptions,
     TranscriptResult,
     WorkItem,
-    audio_key,
     job_id,
-    job_key,
-    poison_key,
-    result_key,
     segment_id,
     translation_key,
-    translation_result_key,
 )
 
 # progress(stage, done, total): stages are "decode", "speech", "upload".
@@ -158,9 +161,8 @@ def job_status(store: ObjectStore, job: str, now: float | None = None,
         elif ref.id in in_flight:
             status.in_flight += 1
         elif store.exists(poison_key(ref.id)):
-            record = json.loads(store.get(poison_key(ref.id)))
-            status.poisoned.append({"segment": ref.id, "index": str(ref.index),
-                                    "reason": str(record.get("reason", ""))})
+            record = load(PoisonRecord, store.get(poison_key(ref.id)), poison_key(ref.id))
+            status.poisoned.append({"segment": ref.id, "index": str(ref.index), "reason": record.reason})
         else:
             status.queued += 1
     return status

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError, NotFound, SpotkitError
+from runtime.records import model_prefix
 from runtime.store.base import ObjectStore
 
 MANIFEST = ".spotkit-model.json"
@@ -89,22 +90,22 @@ def publish(store: ObjectStore, model: str, folder: Path) -> int:
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a directory")
     files = {}
-    prefix = f"models/{folder_name(model)}"
+    prefix = model_prefix(folder_name(model))
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
         name = path.relative_to(folder).as_posix()
         files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        store.put(f"{prefix}/files/{name}", path.read_bytes())
+        store.put(f"{prefix}files/{name}", path.read_bytes())
     if not files:
         raise ModelError(f"{folder}: no files to publish")
-    store.put(f"{prefix}/manifest.json", json.dumps({"model": model, "files": files}, sort_keys=True).encode())
+    store.put(f"{prefix}manifest.json", json.dumps({"model": model, "files": files}, sort_keys=True).encode())
     return len(files)
 
 
 def pull_from_store(store: ObjectStore, model: str, cache: ModelCache) -> PullReport:
     """Fill the cache from the mirror; idempotent; every file checked against its SHA-256."""
-    prefix = f"models/{folder_name(model)}"
+    prefix = model_prefix(folder_name(model))
     try:
-        manifest = json.loads(store.get(f"{prefix}/manifest.json"))
+        manifest = json.loads(store.get(f"{prefix}manifest.json"))
     except NotFound:
         raise ModelError(f"model {model!r} is not in the mirror {store.url}; publish it with "
                          "`spotkit models publish` or pull from the hub") from None
@@ -116,7 +117,7 @@ def pull_from_store(store: ObjectStore, model: str, cache: ModelCache) -> PullRe
         if target.is_file() and target.stat().st_size == meta["size"] and sha256_file(target) == meta["sha256"]:
             reused.append(name)
             continue
-        data = store.get(f"{prefix}/files/{name}")
+        data = store.get(f"{prefix}files/{name}")
         if hashlib.sha256(data).hexdigest() != meta["sha256"] or len(data) != meta["size"]:
             raise ModelError(f"{model}: {name} in the mirror does not match its checksum; re-publish it")
         target.parent.mkdir(parents=True, exist_ok=True)

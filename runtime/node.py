@@ -57,19 +57,19 @@ class Node:
         if scheduled_events_enabled(settings):
             sources.append(ScheduledEventsSource(imds, settings.vm_name, settings.imds_poll_seconds))
         self.watcher = Watcher(
-            settings.node_name, sources, self.agent, store,
+            settings.node_name, sources, self.agent.drain, store,
             DrainPolicy(settings.safety_margin_seconds), Alerter(settings.alert_webhook,
                                                                   settings.runbook_url or DEFAULT_RUNBOOK),
             clock, acknowledge=imds.acknowledge if settings.acknowledge_events else None)
 
     def on_signal(self, signum: int, frame: FrameType | None = None) -> None:
-        """First SIGTERM/SIGINT: drain with the grace deadline, then exit. A second: stop now."""
+        """First SIGTERM/SIGINT: drain with the grace deadline (or finish the drain under way) and exit
+        once the watcher has run the drain sequence. A second: stop now."""
         name = signal.Signals(signum).name
-        if self.agent.exit_when_drained and self.agent.draining.is_set():
+        if self.signals.trigger(self.clock(), name) > 1:
             self.agent.request_stop(f"second {name}")
             return
-        self.agent.exit_when_drained = True
-        self.signals.trigger(self.clock(), name)
+        self.agent.lifecycle.exit_when_drained()
         self.watcher.poke()
 
     def install_signal_handlers(self) -> None:
@@ -84,8 +84,8 @@ class Node:
 
             supervisor = self.supervisor = build_supervisor(self.settings)
             supervisor.start()  # raises EngineError with the server's log tail if it never gets healthy
-            self.agent.on_drained = supervisor.stop  # a drained node frees the GPU at once
-            self.agent.on_resumed = supervisor.start  # the eviction was cancelled
+            self.agent.drain.on_drained = supervisor.stop  # a drained node frees the GPU at once
+            self.agent.drain.on_resumed = supervisor.start  # the eviction was cancelled
         thread = threading.Thread(target=self.watcher.run, name="watcher", daemon=True)
         thread.start()
         try:

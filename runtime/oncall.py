@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from runtime.errors import SpotkitError
-from runtime.eviction.sources import drain_request_key
-from runtime.heartbeat import read_heartbeats
+from runtime.records import DrainRequest, drain_request_key, dump, read_evictions, read_heartbeats
 from runtime.store.base import ObjectStore
+
+# A node that drained or stopped is expected to fall silent (deallocated, shut down): say what it was.
+QUIET_STATES = ("drained", "stopped", "failed")
 
 
 def list_nodes(store: ObjectStore, now: float | None = None,
@@ -19,7 +21,7 @@ def list_nodes(store: ObjectStore, now: float | None = None,
     rows = []
     for beat in read_heartbeats(store):
         age = now - beat.updated_at
-        state = beat.state if beat.state in ("stopped", "failed") or age <= stale_after else "silent"
+        state = beat.state if beat.state in QUIET_STATES or age <= stale_after else "silent"
         rows.append({"node": beat.node, "state": state, "seconds_since_heartbeat": round(age, 1),
                      "in_flight": len(beat.in_flight), "processed": beat.processed,
                      "cache_hits": beat.cache_hits, "failures": beat.failures, "version": beat.version,
@@ -28,9 +30,7 @@ def list_nodes(store: ObjectStore, now: float | None = None,
 
 
 def list_evictions(store: ObjectStore, day: str | None = None) -> list[dict[str, Any]]:
-    prefix = f"evictions/day={day}/" if day else "evictions/"
-    records = [json.loads(store.get(key)) for key in store.list(prefix)]
-    return sorted(records, key=lambda r: float(r["seen_at"]))
+    return [asdict(record) for record in read_evictions(store, day)]
 
 
 def request_drain(store: ObjectStore, node: str, deadline_seconds: float, reason: str,
@@ -38,11 +38,10 @@ def request_drain(store: ObjectStore, node: str, deadline_seconds: float, reason
     """Ask NODE to drain (it sees the request within its poll interval, 5 s by default)."""
     if deadline_seconds < 0:
         raise SpotkitError("--deadline must be 0 or more seconds")
-    request_id = f"drain-{uuid.uuid4().hex[:12]}"
-    store.put(drain_request_key(node), json.dumps({
-        "id": request_id, "requested_at": time.time() if now is None else now,
-        "deadline_seconds": deadline_seconds, "reason": reason}).encode())
-    return request_id
+    request = DrainRequest(f"drain-{uuid.uuid4().hex[:12]}", time.time() if now is None else now,
+                           deadline_seconds, reason)
+    store.put(drain_request_key(node), dump(request))
+    return request.id
 
 
 def cancel_drain(store: ObjectStore, node: str) -> bool:

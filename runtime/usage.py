@@ -1,44 +1,19 @@
 """Usage records: what every node did, in one place, for cost policies and monthly reports.
 
-Records are append-only JSON lines under ``usage/day=YYYY-MM-DD/node=NAME/`` in the store. Each
-flush writes a new object with a unique key (never rewriting one), which works the same on local
-disk and on blob storage and needs no locking between nodes.
+Records (`runtime.records.UsageRecord`) are append-only JSON lines under
+``usage/day=YYYY-MM-DD/node=NAME/`` in the store. Each flush writes a new object with a unique key
+(never rewriting one), which works the same on local disk and on blob storage and needs no locking
+between nodes.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
+from runtime.records import UsageRecord, day_of, dump, usage_key
 from runtime.store.base import ObjectStore
-
-OUTCOMES = ("done", "cache-hit", "requeued", "failed")
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    node: str
-    job: str
-    segment: str
-    task: str
-    audio_seconds: float
-    tokens_in: int
-    tokens_out: int
-    engine: str
-    model: str
-    started_at: float
-    ended_at: float
-    outcome: str  # one of OUTCOMES
-    error: str = ""
-    gpu_seconds: float = 0.0  # engine time spent on this segment (its share of the batch)
-
-
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
 
 
 class UsageLog:
@@ -60,24 +35,14 @@ class UsageLog:
             pending, self._pending = self._pending, []
         by_day: dict[str, list[UsageRecord]] = {}
         for record in pending:
-            by_day.setdefault(_day(record.ended_at), []).append(record)
-        try:
-            for day, records in by_day.items():
-                key = (f"usage/day={day}/node={self.node}/"
-                       f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.jsonl")
-                body = "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in records)
-                self.store.put_if_absent(key, body.encode())
-        except Exception:
-            with self._lock:  # keep them for the next flush rather than lose them
-                self._pending = pending + self._pending
-            raise
-
-
-def read_usage(store: ObjectStore, day: str | None = None) -> list[UsageRecord]:
-    """All records (or one UTC day's), oldest object first."""
-    records = []
-    for key in store.list(f"usage/day={day}/" if day else "usage/"):
-        for line in store.get(key).decode().splitlines():
-            if line.strip():
-                records.append(UsageRecord(**json.loads(line)))
-    return records
+            by_day.setdefault(day_of(record.ended_at), []).append(record)
+        for day in list(by_day):
+            key = usage_key(day, self.node, int(self.clock() * 1000), uuid.uuid4().hex[:8])
+            body = b"".join(dump(r) + b"\n" for r in by_day[day])
+            try:
+                self.store.put_if_absent(key, body)
+            except Exception:
+                with self._lock:  # keep what was not written for the next flush rather than lose it
+                    self._pending = [r for records in by_day.values() for r in records] + self._pending
+                raise
+            del by_day[day]

@@ -70,27 +70,6 @@ def translation_key(transcript: bytes, model: str, language: str) -> str:
     return digest.hexdigest()
 
 
-# -- store layout ------------------------------------------------------------------------------
-def job_key(job: str) -> str:
-    return f"jobs/{job}.json"
-
-
-def audio_key(segment: str) -> str:
-    return f"segments/{segment}.flac"
-
-
-def result_key(task: str, segment: str) -> str:
-    return f"results/{task}/{segment}.json"
-
-
-def translation_result_key(key: str) -> str:
-    return f"results/{TRANSLATE}/{key}.json"
-
-
-def poison_key(segment: str) -> str:
-    return f"poisoned/{segment}.json"
-
-
 @dataclass(frozen=True)
 class SegmentRef:
     id: str

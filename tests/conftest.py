@@ -15,6 +15,7 @@ from runtime.engines.base import Transcriber
 from runtime.queue.azure_queue import AzureQueue
 from runtime.queue.base import WorkQueue
 from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.samples import demo_sample
 from runtime.store.azure_blob import AzureBlobStore
 from runtime.store.base import ObjectStore
 from runtime.store.file_store import FileStore
@@ -22,7 +23,7 @@ from tests.support.azurite import ACCOUNT, Azurite, start_azurite
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
-DEMO_SAMPLE = REPO / "runtime" / "samples" / "demo.flac"
+DEMO_SAMPLE = demo_sample()
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ class GpuPoolArgs:
     name_prefix: str
     slot_count: int
     vm_size: str
-    max_price_per_hour: float
+    spot_price_cap_per_hour: float
     data_disk_size_gb: int
     data_disk_sku: str
     subnet_id: pulumi.Input[str]
@@ -64,7 +64,7 @@ class GpuPool(pulumi.ComponentResource):
                         lun=0, create_option=compute.DiskCreateOptionTypes.ATTACH,
                         delete_option=compute.DiskDeleteOptionTypes.DETACH, caching=compute.CachingTypes.READ_ONLY,
                         managed_disk=compute.ManagedDiskParametersArgs(id=disk.id))]),
-                rg, loc, self, spot_max_price=args.max_price_per_hour)
+                rg, loc, self, spot_max_price=args.spot_price_cap_per_hour)
             compute.VirtualMachineExtension(
                 f"{vm_name}-nvidia", resource_group_name=rg, location=loc, vm_name=vm.name,
                 auto_upgrade_minor_version=True, tags=args.tags, opts=pulumi.ResourceOptions(parent=self),

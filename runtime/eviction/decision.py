@@ -6,8 +6,12 @@ Timeline of a spot eviction (Azure gives ``Preempt`` at least 30 s of notice, be
     t0 + ≤1 s     the watcher sees it: stop pulling; requeue every leased segment the engine has
                   not started; the batch in the engine finishes only if it will end before
                   NotBefore − safety margin, otherwise it is requeued at once too
-    drained       no lease held: write the eviction record, alert, acknowledge the event
-    NotBefore     (or at the acknowledgement) Azure deallocates the VM
+    drained       no lease held — the watcher runs the drain sequence, in this order: flush usage,
+                  final heartbeat saying ``drained``, eviction record, alert, acknowledgement;
+                  only then may the agent process exit (``--exit-when-drained``, SIGTERM)
+    deadline      a batch still in the engine is requeued now, whatever was predicted
+    NotBefore     (or at the acknowledgement) Azure deallocates the VM; the process exits by then
+                  (``exit_by``) even if the sequence could not finish
 
 ``Reboot``/``Redeploy`` drain the same way (the persistent disk survives, the temporary disk does
 not); an operator's ``Drain`` request and the service manager's ``SIGTERM`` too. ``Freeze`` only
@@ -37,13 +41,26 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class NodeTotals:
+    """What a node has finished, handed back and wasted so far; a drain's record is the difference."""
+
+    finished: int = 0
+    requeued: int = 0
+    wasted_gpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Reaction:
+    """Everything decided about the node's events at one moment; the watcher only executes it."""
+
     action: str  # "run" | "drain" | "hold" | "resume"
     reason: str
     event: InterruptionEvent | None = None
     deadline: float | None = None  # drain: everything settled by then
     finish_in_flight: bool = False  # drain: the running batch fits before the deadline
+    abandon_running: bool = False  # drain: requeue the running batch now (it cannot finish in time)
     acknowledge: bool = False  # drain: approve the event once drained
+    exit_by: float | None = None  # drain: the process may exit by then even if the sequence is unfinished
     hold_until: float | None = None  # hold: start no batch that would end after this
 
 
@@ -59,15 +76,16 @@ def react(events: list[InterruptionEvent], node: NodeView, policy: DrainPolicy) 
     if evicting:
         event = min(evicting, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))
         deadline = deadline_of(event, node.now, policy)
-        fits = (node.batch_started_at is not None
-                and node.batch_started_at + node.predicted_batch_seconds <= deadline)
         running = node.batch_started_at is not None
+        fits = (node.batch_started_at is not None and node.now < deadline
+                and node.batch_started_at + node.predicted_batch_seconds <= deadline)
         how = ("the running batch fits before the deadline" if fits
                else "the running batch cannot finish in time: requeue it" if running
                else "nothing running")
         return Reaction("drain", f"{event.event_type} {event.event_id}: {how}", event, deadline,
-                        finish_in_flight=fits,
-                        acknowledge=event.event_type in policy.acknowledge_types and event.origin == "imds")
+                        finish_in_flight=fits, abandon_running=running and not fits,
+                        acknowledge=event.event_type in policy.acknowledge_types and event.origin == "imds",
+                        exit_by=deadline + policy.safety_margin_seconds)
     freezes = [e for e in events if e.event_type == "Freeze"]
     if freezes:
         event = min(freezes, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))

@@ -8,7 +8,6 @@ watcher merges them into one `EventStore`, which de-duplicates by event id.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -16,6 +15,7 @@ from abc import ABC, abstractmethod
 from runtime.errors import SpotkitError
 from runtime.eviction.events import InterruptionEvent
 from runtime.eviction.imds import ImdsClient
+from runtime.records import DrainRequest, drain_request_key, load
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.watcher")
@@ -79,23 +79,23 @@ class SignalSource(EventSource):
     def __init__(self, grace_seconds: float) -> None:
         self.grace_seconds = grace_seconds
         self._event: InterruptionEvent | None = None
+        self._received = 0
         self._lock = threading.Lock()
 
-    def trigger(self, now: float, signal_name: str = "SIGTERM") -> None:
+    def trigger(self, now: float, signal_name: str = "SIGTERM") -> int:
+        """Record a signal; returns how many have arrived (the first drains, a second stops at once)."""
         with self._lock:
+            self._received += 1
             if self._event is None:
                 self._event = InterruptionEvent(
                     f"signal-{signal_name.lower()}-{int(now * 1000)}", "Sigterm", "Scheduled",
                     now + self.grace_seconds, description=f"{signal_name} received",
                     source="spotkit", origin="signal")
+            return self._received
 
     def poll(self, now: float) -> list[InterruptionEvent] | None:
         with self._lock:
             return [self._event] if self._event else []
-
-
-def drain_request_key(node: str) -> str:
-    return f"drain-requests/{node}.json"
 
 
 class DrainRequestSource(EventSource):
@@ -112,12 +112,11 @@ class DrainRequestSource(EventSource):
         try:
             if not self.store.exists(drain_request_key(self.node)):
                 return []
-            request = json.loads(self.store.get(drain_request_key(self.node)))
+            request = load(DrainRequest, self.store.get(drain_request_key(self.node)),
+                           drain_request_key(self.node))
             return [InterruptionEvent(
-                str(request["id"]), "Drain", "Scheduled",
-                float(request["requested_at"]) + float(request.get("deadline_seconds", 0)),
-                resources=(self.node,), description=str(request.get("reason", "operator drain")),
-                source="User", origin="drain-request")]
-        except (SpotkitError, ValueError, KeyError, TypeError) as err:
+                request.id, "Drain", "Scheduled", request.requested_at + request.deadline_seconds,
+                resources=(self.node,), description=request.reason, source="User", origin="drain-request")]
+        except SpotkitError as err:  # BadRecord included: a mangled request is logged, never a drain
             log.warning("event=drain-request-unreadable node=%s error=%r", self.node, str(err))
             return None

@@ -7,66 +7,44 @@ through the small `Drainable` protocol, which tests implement with a fake.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from runtime.errors import SpotkitError
 from runtime.eviction.alerts import Alerter
-from runtime.eviction.decision import DrainPolicy, NodeView, Reaction, react
+from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView, Reaction, react
 from runtime.eviction.events import EventStore, InterruptionEvent
 from runtime.eviction.sources import EventSource
+from runtime.records import EvictionRecord, dump
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.watcher")
 
 
 class Drainable(Protocol):
+    """The steps of a drain on a node; the watcher decides when and in what order (`_finish`)."""
+
     def view(self, now: float, drained_for: str | None) -> NodeView: ...
-    def begin_drain(self, reason: str) -> int: ...  # stop pulling; requeue unstarted; returns count
+    def begin_drain(self, reason: str, exit_by: float) -> int: ...  # stop pulling; requeue unstarted
     def abandon_batch(self, now: float) -> tuple[int, float]: ...  # requeue the running batch
-    def is_drained(self) -> bool: ...
-    def totals(self) -> tuple[int, int, float]: ...  # (finished, requeued, wasted GPU s) so far
-    def flush(self) -> None: ...  # usage records, heartbeat
+    def is_settled(self) -> bool: ...  # draining, no lease held, nothing running
+    def totals(self) -> NodeTotals: ...  # what the node has finished, requeued, wasted so far
+    def flush_usage(self) -> None: ...
+    def mark_drained(self) -> None: ...  # state "drained", written in a final heartbeat
+    def release(self) -> None: ...  # the sequence ran: the process may exit
     def hold(self, until: float | None) -> None: ...
     def resume(self) -> None: ...
-
-
-@dataclass
-class EvictionRecord:
-    node: str
-    event_id: str
-    event_type: str
-    origin: str
-    seen_at: float
-    not_before: float | None
-    notice_seconds: float  # NotBefore − first seen (0 when it came Started)
-    drain_started_at: float
-    drained_at: float = 0.0
-    drain_seconds: float = 0.0  # first seen → drained
-    finished: int = 0  # segments completed after the event was seen
-    requeued: int = 0
-    wasted_gpu_seconds: float = 0.0
-    will_acknowledge: bool = False  # written before the approval, which may end the VM at once
-    acknowledged_at: float | None = None  # best effort: the VM may be gone before this is stored
-    ack_error: str = ""
-
-    def key(self) -> str:
-        day = datetime.fromtimestamp(self.seen_at, tz=UTC).strftime("%Y-%m-%d")
-        return f"evictions/day={day}/{self.node}-{self.event_id}.json"
 
 
 @dataclass
 class _ActiveDrain:
     record: EvictionRecord
     acknowledge: bool
-    baseline: tuple[int, int, float]  # the node's totals when the drain began
+    baseline: NodeTotals  # the node's totals when the drain began
     done: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Watcher:
@@ -144,51 +122,52 @@ class Watcher:
 
     def _drain(self, reaction: Reaction, now: float) -> None:
         event = reaction.event
-        assert event is not None and reaction.deadline is not None
+        assert event is not None and reaction.deadline is not None and reaction.exit_by is not None
         if self.active is None:
             self.active = self._start(event, reaction, now)
         active = self.active
-        if not active.done and self.agent.view(now, None).batch_started_at is not None:
-            if not reaction.finish_in_flight or now >= reaction.deadline:
-                self.agent.abandon_batch(now)
-        if not active.done and self.agent.is_drained():
-            self._finish(active, self.clock())
+        if active.done:
+            return
+        if reaction.abandon_running:
+            self.agent.abandon_batch(now)
+        if self.agent.is_settled():
+            self._finish(active)
 
     def _start(self, event: InterruptionEvent, reaction: Reaction, now: float) -> _ActiveDrain:
+        assert reaction.exit_by is not None
         seen = self.events.first_seen(event.event_id) or now
         notice = max(0.0, (event.not_before or seen) - seen) if event.status != "Started" else 0.0
         record = EvictionRecord(self.node, event.event_id, event.event_type, event.origin, seen,
                                 event.not_before, round(notice, 3), now)
         baseline = self.agent.totals()
-        self.agent.begin_drain(reaction.reason)
+        self.agent.begin_drain(reaction.reason, reaction.exit_by)
         log.warning("node=%s event=drain-start type=%s id=%s notice=%.1f reason=%r", self.node,
                     event.event_type, event.event_id, notice, reaction.reason)
         return _ActiveDrain(record, reaction.acknowledge, baseline)
 
-    def _finish(self, active: _ActiveDrain, now: float) -> None:
-        """Drained: persist what happened, tell on-call, and only then approve the event.
+    def _finish(self, active: _ActiveDrain) -> None:
+        """The node holds nothing any more: the drain sequence, in this order.
 
-        The order matters: approving lets Azure deallocate the VM at once, so the usage records,
-        the eviction record and the alert go out first.
+        flush usage → final heartbeat saying ``drained`` → eviction record → alert → acknowledgement
+        → release the process. The order matters: approving lets Azure deallocate the VM at once, so
+        everything on-call and the cost policies need is written first.
         """
-        record = active.record
-        record.drained_at = now
-        record.drain_seconds = round(now - record.seen_at, 3)
+        now = self.clock()
         # Counted by the node itself, so work it hands back on its own during the drain (a batch
         # leased just as the drain began) is counted too.
-        finished, requeued, wasted = self.agent.totals()
-        record.finished = finished - active.baseline[0]
-        record.requeued = requeued - active.baseline[1]
-        record.wasted_gpu_seconds = round(wasted - active.baseline[2], 3)
-        record.will_acknowledge = active.acknowledge and self.acknowledge is not None
+        totals, base = self.agent.totals(), active.baseline
+        record = replace(active.record, drained_at=now, drain_seconds=round(now - active.record.seen_at, 3),
+                         finished=totals.finished - base.finished, requeued=totals.requeued - base.requeued,
+                         wasted_gpu_seconds=round(totals.wasted_gpu_seconds - base.wasted_gpu_seconds, 3),
+                         will_acknowledge=active.acknowledge and self.acknowledge is not None)
         try:
-            self.agent.flush()
+            self.agent.flush_usage()
         except SpotkitError as err:
-            log.warning("node=%s event=flush-failed error=%r", self.node, str(err))
+            log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
+        self.agent.mark_drained()
         self._write(record)
         if record.origin != "signal":  # a routine `systemctl stop` is recorded, not paged about
             self.alerter.eviction(asdict(record))
-        self.records.append(record)
         active.done = True
         if record.will_acknowledge and self.acknowledge is not None:
             # Give the webhook a moment (never past NotBefore), then approve the event.
@@ -196,15 +175,18 @@ class Watcher:
             self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))
             try:
                 self.acknowledge([record.event_id])
-                record.acknowledged_at = self.clock()
+                record = replace(record, acknowledged_at=self.clock())
             except SpotkitError as err:
-                record.ack_error = str(err)
+                record = replace(record, ack_error=str(err))
                 log.warning("node=%s event=ack-failed id=%s error=%r (the event starts at NotBefore "
                             "anyway)", self.node, record.event_id, str(err))
             self._write(record)  # best effort: the VM may be gone already
+        active.record = record
+        self.records.append(record)
+        self.agent.release()
 
     def _write(self, record: EvictionRecord) -> None:
         try:
-            self.store.put(record.key(), json.dumps(asdict(record), sort_keys=True).encode())
+            self.store.put(record.key(), dump(record))
         except SpotkitError as err:
             log.warning("node=%s event=record-failed error=%r", self.node, str(err))

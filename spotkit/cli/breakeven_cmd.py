@@ -45,29 +45,29 @@ def _volume(tokens: float) -> str:
 def _gpu_monthly_cost(monthly: float | None, hourly: float | None, vm_size: str | None, region: str,
                       pay_as_you_go: bool, offline: bool, hours: float, disk: float, tax: float) -> tuple[float, str]:
     """The self-host side's monthly USD and a one-line account of where it came from."""
-    given = [name for name, value in (("--gpu-monthly-cost-usd", monthly), ("--gpu-hourly-usd", hourly),
+    given = [name for name, value in (("--gpu-monthly-cost-usd", monthly), ("--vm-price-per-hour", hourly),
                                       ("--vm-size", vm_size)) if value is not None]
     if len(given) != 1:
-        raise click.UsageError("give exactly one of --gpu-monthly-cost-usd, --gpu-hourly-usd or --vm-size"
+        raise click.UsageError("give exactly one of --gpu-monthly-cost-usd, --vm-price-per-hour or --vm-size"
                                + (f" (got {', '.join(given)})" if given else ""))
     if vm_size is None and (pay_as_you_go or offline):
         raise click.UsageError("--pay-as-you-go and --offline apply to --vm-size")
     if monthly is not None:
         if hours != HOURS_PER_MONTH:
-            raise click.UsageError("--running-hours-per-month applies to --gpu-hourly-usd and --vm-size")
+            raise click.UsageError("--running-hours-per-month applies to --vm-price-per-hour and --vm-size")
         total, parts = monthly + disk + tax, [f"{_amount(monthly)} GPU"]
     else:
         label = "GPU"
         if vm_size is not None:
             prices = load_vm_prices(vm_size, region, allow_network=not offline)
             kind = "pay-as-you-go" if pay_as_you_go else "spot"
-            hourly = prices.pay_as_you_go_per_hour if pay_as_you_go else prices.spot_per_hour
+            hourly = prices.pay_as_you_go_price_per_hour if pay_as_you_go else prices.spot_price_per_hour
             if hourly is None:
                 raise SpotkitError(f"no {kind} price for {vm_size} in {region} ({prices.source})")
             label = f"{vm_size} {region} {kind}, {prices.source}"
-        cost = self_host_monthly_cost(gpu_hourly_usd=hourly or 0.0, running_hours_per_month=hours,
+        cost = self_host_monthly_cost(vm_price_per_hour=hourly or 0.0, running_hours_per_month=hours,
                                       disk_monthly_usd_per_node=disk, engineering_tax_usd=tax)
-        total, parts = cost.total_usd, [f"{_amount(cost.compute_usd)} = {hours:g} h × ${cost.gpu_hourly_usd:g}/h "
+        total, parts = cost.total_usd, [f"{_amount(cost.compute_usd)} = {hours:g} h × ${cost.vm_price_per_hour:g}/h "
                                         f"({label})"]
     parts += [f"{_amount(disk)} disk"] if disk else []
     parts += [f"{_amount(tax)} operations"] if tax else []
@@ -147,7 +147,7 @@ def _summary(result: BreakEven, cost_origin: str, throughput_origin: str, price_
 @click.option("--api-model", help="Take the API price from the price book: this model's output-token price.")
 @click.option("--price-overrides", type=click.Path(path_type=Path), help="TOML file replacing price-book entries.")
 @click.option("--gpu-monthly-cost-usd", type=float, help="One GPU node's monthly cost, USD.")
-@click.option("--gpu-hourly-usd", type=float, help="Instead: the GPU's hourly price (× --running-hours-per-month).")
+@click.option("--vm-price-per-hour", type=float, help="Instead: the GPU's hourly price (× --running-hours-per-month).")
 @click.option("--vm-size", help="Instead: look the hourly price up (Azure Retail Prices API, snapshot fallback).")
 @click.option("--region", default="eastus", show_default=True, help="Azure region for --vm-size.")
 @click.option("--pay-as-you-go", is_flag=True, help="With --vm-size: the pay-as-you-go price instead of spot.")
@@ -168,7 +168,7 @@ def _summary(result: BreakEven, cost_origin: str, throughput_origin: str, price_
 @click.option("--json", "as_json", is_flag=True, help="Print the core comparison's inputs and outputs as JSON.")
 @friendly_errors
 def breakeven(monthly_tokens: float, api_price_per_million_tokens: float | None, api_model: str | None,
-              price_overrides: Path | None, gpu_monthly_cost_usd: float | None, gpu_hourly_usd: float | None,
+              price_overrides: Path | None, gpu_monthly_cost_usd: float | None, vm_price_per_hour: float | None,
               vm_size: str | None, region: str, pay_as_you_go: bool, offline: bool, running_hours_per_month: float,
               disk_monthly_usd: float, ops_hours_per_month: float, ops_hourly_rate: float,
               gpu_effective_tokens_per_second: float, utilization: float, evictions_per_hour: float,
@@ -201,7 +201,7 @@ def breakeven(monthly_tokens: float, api_price_per_million_tokens: float | None,
         tax = engineering_tax_usd(ops_hours_per_month, ops_hourly_rate)
         if disk_monthly_usd < 0:
             raise ValueError(f"disk_monthly_usd_per_node must be at least 0, got {disk_monthly_usd!r}")
-        cost, cost_origin = _gpu_monthly_cost(gpu_monthly_cost_usd, gpu_hourly_usd, vm_size, region, pay_as_you_go,
+        cost, cost_origin = _gpu_monthly_cost(gpu_monthly_cost_usd, vm_price_per_hour, vm_size, region, pay_as_you_go,
                                               offline, running_hours_per_month, disk_monthly_usd, tax)
         throughput = adjusted_throughput(gpu_effective_tokens_per_second, utilization=utilization,
                                          evictions_per_hour=evictions_per_hour, restart_seconds=restart_seconds,

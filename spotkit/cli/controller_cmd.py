@@ -10,14 +10,16 @@ from typing import Any, TypeVar
 
 import click
 
-from policies.controller import Controller, ControllerSettings
 from policies.scaling import ScalingParams
-from policies.slots import AzureSlots, LocalSlots, SlotBackend
 from runtime.config import Settings
 from runtime.errors import SpotkitError
 from runtime.queue import open_queue
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.controller.azure_slots import AzureSlots
+from spotkit.controller.local_slots import LocalSlots
+from spotkit.controller.loop import Controller, ControllerSettings
+from spotkit.controller.slots import SlotBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,7 +58,7 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
     else:
         slot_backend = LocalSlots(settings.home)
         max_slots = len(slot_backend.list_slots())
-    params = ScalingParams(max_slots=max_slots, boot_seconds=boot_seconds, gpu_price_per_hour=spot_price_per_hour,
+    params = ScalingParams(max_slots=max_slots, boot_seconds=boot_seconds, spot_price_per_hour=spot_price_per_hour,
                            evictions_per_hour=evictions_per_hour)
     control = ControllerSettings(scaling=params, deadline_seconds=deadline_hours * 3600, audio_rtf=audio_rtf)
     return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), open_store(settings.store),

@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from runtime.config import Settings
+from runtime.fleet.chaos import ChaosPlan, ChaosReport, chaos_settings, check, media_variants, run_chaos
 from runtime.fleet.local_fleet import Fleet
 from tests.support.azurite import ACCOUNT, start_azurite
-from tests.support.chaos import ChaosPlan, ChaosReport, chaos_settings, check, media_variants, run_chaos
 
 
 def assert_chaos_held(report: ChaosReport) -> None:

@@ -85,7 +85,7 @@ def test_adjustments_feed_the_core_inputs(tmp_path: Path) -> None:
     assert data["api_price_per_million_tokens"] == 0.6
     assert data["gpu_monthly_cost_usd"] == pytest.approx(0.0627 * 720 + 5 + 100)
     assert data["gpu_effective_tokens_per_second"] == pytest.approx(500 * 0.5 * (1 - 0.1 * 180 / 3600))
-    hourly = as_json("--monthly-tokens", "1", "--api-price-per-million-tokens", "1", "--gpu-hourly-usd", "0.526",
+    hourly = as_json("--monthly-tokens", "1", "--api-price-per-million-tokens", "1", "--vm-price-per-hour", "0.526",
                      "--running-hours-per-month", "100", "--gpu-effective-tokens-per-second", "1")
     assert hourly["gpu_monthly_cost_usd"] == pytest.approx(52.6)
     overrides = tmp_path / "prices.toml"
@@ -129,7 +129,7 @@ def test_invalid_adjustments_one_line_exit_1(extra: list[str], message: str) -> 
 
 
 def test_running_hours_cannot_exceed_the_month() -> None:
-    result = run(*CORE[:4], *CORE[6:], "--gpu-hourly-usd", "1", "--running-hours-per-month", "800")
+    result = run(*CORE[:4], *CORE[6:], "--vm-price-per-hour", "1", "--running-hours-per-month", "800")
     assert result.exit_code == 1
     assert result.stderr == "error: --running-hours-per-month must be at most 720, got 800.0\n"
 
@@ -141,8 +141,9 @@ def test_unknown_api_model_lists_the_known_ones() -> None:
 
 
 def test_flag_combinations_are_usage_errors() -> None:
-    both = run(*CORE, "--gpu-hourly-usd", "0.5")
-    assert both.exit_code == 2 and "exactly one of --gpu-monthly-cost-usd, --gpu-hourly-usd or --vm-size" in both.stderr
+    both = run(*CORE, "--vm-price-per-hour", "0.5")
+    assert both.exit_code == 2
+    assert "exactly one of --gpu-monthly-cost-usd, --vm-price-per-hour or --vm-size" in both.stderr
     assert run(*CORE[:2], *CORE[4:]).exit_code == 2  # no API price at all
     assert run(*CORE, "--api-model", "gpt-4o-mini").exit_code == 2  # two API prices
     assert run("--monthly-tokens", "lots", *CORE[2:]).exit_code == 2

@@ -20,7 +20,7 @@ def sample() -> dict[str, Any]:
 
 def test_sample_stack_validates() -> None:
     cfg = parse_stack_config(sample())
-    assert (cfg.vm_size, cfg.slot_count, cfg.max_price_per_hour) == ("Standard_NC4as_T4_v3", 2, 0.15)
+    assert (cfg.vm_size, cfg.slot_count, cfg.spot_price_cap_per_hour) == ("Standard_NC4as_T4_v3", 2, 0.15)
     assert cfg.tags["environment"] == "dev" and cfg.tags["cost-center"]
     assert cfg.all_sizes == ("Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3")
 
@@ -29,7 +29,8 @@ def test_defaults_fill_what_is_optional() -> None:
     minimal = {k: v for k, v in sample().items()
                if k in ("location", "adminSshPublicKey", "operatorCidr", "tags")}
     cfg = parse_stack_config(minimal)
-    assert (cfg.vm_size, cfg.max_price_per_hour, cfg.data_disk_sku) == ("Standard_NC4as_T4_v3", -1.0, "Premium_LRS")
+    assert (cfg.vm_size, cfg.spot_price_cap_per_hour, cfg.data_disk_sku) == (
+        "Standard_NC4as_T4_v3", -1.0, "Premium_LRS")
 
 
 @pytest.mark.parametrize("change, key, words", [

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 
 from infra.config import parse_stack_config
-from policies.guardrails.validators import check_all
+from infra.guardrails.validators import check_all
 from tests.infra.test_config import REPO, sample
 from tests.support.pulumi_mocks import SUBSCRIPTION, CapturingMocks, client_id, run_program
 

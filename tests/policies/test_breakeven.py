@@ -86,15 +86,15 @@ def test_zero_price_is_rejected() -> None:
 def test_engineering_tax_and_nodes_with_disks() -> None:
     tax = engineering_tax_usd(4, 80)
     assert tax == 320
-    cost = self_host_monthly_cost(gpu_hourly_usd=0.0627, running_hours_per_month=720, nodes=3,
+    cost = self_host_monthly_cost(vm_price_per_hour=0.0627, running_hours_per_month=720, nodes=3,
                                   disk_monthly_usd_per_node=5.0, engineering_tax_usd=tax)
     assert cost.compute_usd == pytest.approx(3 * 0.0627 * 720)
     assert cost.disks_usd == 15 and cost.total_usd == pytest.approx(3 * 0.0627 * 720 + 15 + 320)
     assert cost.as_dict()["nodes"] == 3
     with pytest.raises(ValueError, match="nodes"):
-        self_host_monthly_cost(gpu_hourly_usd=1, running_hours_per_month=1, nodes=0)
+        self_host_monthly_cost(vm_price_per_hour=1, running_hours_per_month=1, nodes=0)
     with pytest.raises(ValueError, match="running_hours_per_month must be at most 720"):
-        self_host_monthly_cost(gpu_hourly_usd=1, running_hours_per_month=800)
+        self_host_monthly_cost(vm_price_per_hour=1, running_hours_per_month=800)
     with pytest.raises(ValueError, match="ops_hourly_rate_usd"):
         engineering_tax_usd(1, -5)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from policies.measured import measure_boots, measure_fleet, measure_nodes
+from runtime.records import UsageRecord, read_usage
 from runtime.store.file_store import FileStore
-from runtime.usage import UsageLog, UsageRecord, read_usage
+from runtime.usage import UsageLog
 
 
 def record(node: str, outcome: str, audio: float, gpu: float, tokens: int = 0) -> UsageRecord:

@@ -117,8 +117,8 @@ def client(fake: FakeRetailPrices, scenario: str, timeout: float = 5.0) -> Retai
 
 def test_reads_every_page_and_keeps_linux_spot_and_regular(fake: FakeRetailPrices) -> None:
     prices = client(fake, "ok").vm_prices(SKU, REGION)
-    assert prices.pay_as_you_go_per_hour == 0.526
-    assert prices.spot_per_hour == 0.0627  # not Windows spot, not Low Priority, not the superseded 0.05
+    assert prices.pay_as_you_go_price_per_hour == 0.526
+    assert prices.spot_price_per_hour == 0.0627  # not Windows spot, not Low Priority, not the superseded 0.05
     assert prices.currency == "USD" and prices.effective_date == "2024-02-01"
     assert prices.source.startswith("Azure Retail Prices API")
     assert len(fake.requests) == 2 and fake.requests[1].startswith("/ok-2")
@@ -129,7 +129,7 @@ def test_reads_every_page_and_keeps_linux_spot_and_regular(fake: FakeRetailPrice
 
 def test_a_missing_kind_of_price_is_none(fake: FakeRetailPrices) -> None:
     prices = client(fake, "spot-only").vm_prices(SKU, REGION)
-    assert prices.pay_as_you_go_per_hour is None and prices.spot_per_hour == 0.0627
+    assert prices.pay_as_you_go_price_per_hour is None and prices.spot_price_per_hour == 0.0627
 
 
 @pytest.mark.parametrize("scenario", ["empty", "windows-only"])
@@ -174,7 +174,7 @@ def test_names_that_could_break_the_filter_are_refused() -> None:
 
 def test_falls_back_to_the_dated_snapshot_and_says_why(fake: FakeRetailPrices) -> None:
     prices = load_vm_prices(SKU, REGION, client=client(fake, "error"))
-    assert (prices.pay_as_you_go_per_hour, prices.spot_per_hour) == (0.526, 0.0627)
+    assert (prices.pay_as_you_go_price_per_hour, prices.spot_price_per_hour) == (0.526, 0.0627)
     assert prices.effective_date == "2026-11-28"
     assert "offline snapshot retrieved 2026-11-28" in prices.source and "HTTP 500" in prices.source
 

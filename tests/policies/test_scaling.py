@@ -7,7 +7,7 @@ from dataclasses import replace
 from policies.scaling import Decision, Memory, Observation, QueuedJob, ScalingParams, decide
 
 NOW = 1_000_000.0
-PARAMS = ScalingParams(max_slots=8, boot_seconds=180, gpu_price_per_hour=0.0627, evictions_per_hour=0.05,
+PARAMS = ScalingParams(max_slots=8, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05,
                        cooldown_seconds=600)
 
 
@@ -52,7 +52,7 @@ def test_booting_slot_counts_its_remaining_boot_only() -> None:
 
 
 def test_cheap_api_beats_booting_for_a_small_urgent_backlog() -> None:
-    pricey_gpu = replace(PARAMS, gpu_price_per_hour=10.0)
+    pricey_gpu = replace(PARAMS, spot_price_per_hour=10.0)
     d = decide(obs(job(1, 60, 400, api=0.01)), pricey_gpu, Memory())
     assert (d.desired, d.to_api, d.routing) == (0, (1,), "api") and "≤ GPU" in d.reason
 

@@ -11,15 +11,14 @@ from runtime.config import Settings
 from runtime.engines.base import AudioItem, Transcriber
 from runtime.errors import EngineError
 from runtime.formats import render
-from runtime.heartbeat import read_heartbeats
 from runtime.jobs import assemble, job_status, load_manifest, submit
 from runtime.queue import open_queue
 from runtime.queue.base import WorkQueue
 from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.records import audio_key, read_heartbeats, read_usage, result_key
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
-from runtime.usage import read_usage
-from runtime.work import TaskOptions, TranscriptResult, audio_key, result_key
+from runtime.work import TaskOptions, TranscriptResult
 from tests.conftest import DEMO_SAMPLE, FakeClock
 from tests.support.azurite import ACCOUNT, Azurite
 
@@ -58,7 +57,7 @@ class StopsMidBatch(Transcriber):
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
         self.batches += 1
         assert self.agent is not None
-        self.agent._beat()
+        self.agent.beat()
         [beat] = read_heartbeats(self.agent.store)
         self.in_flight_seen = sorted(beat.in_flight)
         self.agent.request_stop("SIGTERM (test)")
@@ -173,8 +172,8 @@ def test_stop_before_engine_requeues_leased_misses(settings: Settings, whisper: 
     queue, store = backends(settings)
     report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
     agent = Agent(settings, queue, store, lambda: whisper)
-    agent._engine = whisper
-    agent.stop_event.set()
+    agent.engine = whisper
+    agent.request_stop("test")
     agent._handle(queue.receive(32, 300))
     agent.usage.flush()
     assert [r.outcome for r in read_usage(store)] == ["requeued"] * report.segments
@@ -189,7 +188,7 @@ def test_stale_lease_yields_one_result(settings: Settings, whisper: Transcriber,
     report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
     node_a = Agent(replace(settings, node_name="a", cache_dir=tmp_path / "a"), queue, store, lambda: whisper)
     node_b = Agent(replace(settings, node_name="b", cache_dir=tmp_path / "b"), queue, store, lambda: whisper)
-    node_a._engine = node_b._engine = whisper
+    node_a.engine = node_b.engine = whisper
     leased_by_a = queue.receive(32, 5)
     clock.now += 10
     node_b._handle(queue.receive(32, 60))
@@ -208,7 +207,7 @@ def test_agent_on_azurite(azurite: Azurite, settings: Settings, whisper: Transcr
     queue, store = backends(settings, env)
     report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
     agent = run_agent(settings, whisper, env)
-    assert agent.counts["processed"] == report.segments
+    assert agent.settler.counts().processed == report.segments
     assert job_status(store, report.job).complete
     manifest, cues = assemble(store, report.job)
     assert "goodbye" in render(cues, "txt").lower()

@@ -11,12 +11,12 @@ import pytest
 from runtime.audio_codec import decode_flac
 from runtime.errors import MediaError, SpotkitError
 from runtime.formats import render
-from runtime.heartbeat import Heartbeat, write_heartbeat
 from runtime.jobs import SourceCue, assemble, job_status, load_manifest, submit
 from runtime.media import decode_file
 from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.records import Heartbeat, PoisonRecord, audio_key, dump, heartbeat_key, poison_key, result_key
 from runtime.store.file_store import FileStore
-from runtime.work import Cue, TaskOptions, TranscriptResult, WorkItem, audio_key, poison_key, result_key
+from runtime.work import Cue, TaskOptions, TranscriptResult, WorkItem
 from tests.conftest import DATA, DEMO_SAMPLE
 
 
@@ -93,8 +93,9 @@ def test_status_and_assemble_in_source_time(backends: tuple[SqliteQueue, FileSto
     first, second, *rest = manifest.segments
     store.put(result_key("transcribe", first.id), TranscriptResult(
         first.id, "tiny.en", "test", "en", [Cue(0.0, 1.0, "hello"), Cue(1.0, 2.0, "world")]).to_bytes())
-    write_heartbeat(store, Heartbeat("n1", "working", "0", 1000.0, [second.id]))
-    store.put(poison_key(rest[0].id), json.dumps({"reason": "segment audio is corrupt"}).encode())
+    store.put(heartbeat_key("n1"), dump(Heartbeat("n1", "working", "0", 1000.0, [second.id])))
+    store.put(poison_key(rest[0].id), dump(PoisonRecord(rest[0].id, report.job, "segment audio is corrupt",
+                                                        1000.0, "n1")))
     status = job_status(store, report.job, now=1001.0)
     assert (status.done, status.in_flight, len(status.poisoned)) == (1, 1, 1)
     assert status.queued == len(manifest.segments) - 3

@@ -18,9 +18,9 @@ from runtime.models import ModelCache, publish, pull_from_store
 from runtime.node import Node
 from runtime.queue import open_queue
 from runtime.queue.base import WorkQueue
+from runtime.records import read_usage
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
-from runtime.usage import read_usage
 from runtime.work import TaskOptions
 from tests.conftest import DEMO_SAMPLE
 from tests.support.azurite import free_port

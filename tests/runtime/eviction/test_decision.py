@@ -49,7 +49,18 @@ def test_running_batch_finishes_only_if_it_fits(started: float, predicted: float
 
 def test_short_notice_requeues_a_running_batch() -> None:
     r = react([ev("Preempt", NOW + 3)], NodeView(NOW, NOW - 0.5, 2.0), POLICY)
-    assert (r.deadline, r.finish_in_flight) == (NOW, False)
+    assert (r.deadline, r.finish_in_flight, r.abandon_running) == (NOW, False, True)
+
+
+def test_a_batch_still_running_at_the_deadline_is_abandoned_whatever_was_predicted() -> None:
+    """The prediction said it would fit; the deadline came and it is still running: requeue it now."""
+    r = react([ev("Preempt", NOW + 5)], NodeView(NOW, NOW - 10, 1.0), POLICY)
+    assert (r.deadline, r.finish_in_flight, r.abandon_running) == (NOW, False, True)
+
+
+def test_nothing_running_abandons_nothing() -> None:
+    r = react([ev("Preempt")], NodeView(NOW), POLICY)
+    assert (r.finish_in_flight, r.abandon_running, r.exit_by) == (False, False, NOW + 30)
 
 
 def test_earliest_deadline_wins() -> None:
@@ -103,9 +114,11 @@ def test_invariants(evs: list[InterruptionEvent], started: float | None, predict
         assert r.action == "drain" and r.deadline is not None and r.deadline >= NOW
         assert r.event in evicting
         if r.finish_in_flight:
-            assert started is not None and started + predicted <= r.deadline
+            assert started is not None and started + predicted <= r.deadline and NOW < r.deadline
         elif started is not None:
-            assert started + predicted > r.deadline
+            assert started + predicted > r.deadline or NOW >= r.deadline
+        assert r.abandon_running is (started is not None and not r.finish_in_flight)
+        assert r.exit_by == r.deadline + POLICY.safety_margin_seconds
     elif any(e.event_type == "Freeze" for e in evs):
         assert r.action == "hold" and r.hold_until is not None and r.hold_until >= NOW
     else:

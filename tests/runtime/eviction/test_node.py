@@ -18,8 +18,8 @@ from runtime.fleet.metadata_state import Fault
 from runtime.jobs import job_status, submit
 from runtime.node import Node
 from runtime.queue import open_queue
+from runtime.records import read_usage
 from runtime.store import open_store
-from runtime.usage import read_usage
 from runtime.work import TaskOptions
 from tests.conftest import DEMO_SAMPLE
 from tests.support.azurite import free_port
@@ -32,12 +32,13 @@ def node_settings(tmp_path: Path, endpoint: str) -> Settings:
                          safety_margin_seconds=0.2, heartbeat_seconds=0.5, retry_seconds=0)
 
 
-def make_node(settings: Settings, until_idle: bool = True) -> tuple[Node, str]:
+def make_node(settings: Settings, until_idle: bool = True, exit_when_drained: bool = False) -> tuple[Node, str]:
     queue, store = open_queue(settings.queue), open_store(settings.store)
     queue.ensure()
     store.ensure()
     job = submit(DEMO_SAMPLE, queue, store, TaskOptions(), settings.segment_max_seconds).job
-    return Node(settings, queue, store, lambda: open_transcriber(settings), until_idle=until_idle), job
+    return Node(settings, queue, store, lambda: open_transcriber(settings), until_idle=until_idle,
+                exit_when_drained=exit_when_drained), job
 
 
 @pytest.mark.parametrize("fault", ["garbage", "500", "unreachable"])
@@ -58,8 +59,7 @@ def test_bad_metadata_leaves_the_agent_processing(tmp_path: Path, imds: Metadata
 
 def test_preempt_drains_the_real_agent_and_acknowledges(tmp_path: Path, imds: MetadataServer) -> None:
     settings = replace(node_settings(tmp_path, imds.vm_endpoint("spot-1")), simulated_speed=2)
-    node, job = make_node(settings, until_idle=False)
-    node.agent.exit_when_drained = True
+    node, job = make_node(settings, until_idle=False, exit_when_drained=True)
     runner = threading.Thread(target=lambda: node.run())
     runner.start()
     deadline = time.monotonic() + 30

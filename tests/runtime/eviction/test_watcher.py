@@ -5,27 +5,29 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runtime.eviction.alerts import Alerter
-from runtime.eviction.decision import DrainPolicy, NodeView
+from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView
 from runtime.eviction.imds import ImdsClient
 from runtime.eviction.sources import (
     DrainRequestSource,
     ScheduledEventsSource,
     SignalSource,
-    drain_request_key,
 )
 from runtime.eviction.watcher import Watcher
 from runtime.fleet.metadata_server import MetadataServer
 from runtime.fleet.metadata_state import Fault
+from runtime.records import EVICTIONS, EvictionRecord, drain_request_key, load
 from runtime.store.file_store import FileStore
 from tests.support.azurite import free_port
 
 
 class FakeNode:
-    """Implements the watcher's `Drainable` protocol with counters instead of a queue."""
+    """Implements the watcher's `Drainable` protocol with counters instead of a queue, and logs the
+    drain steps it is asked to run, in order."""
 
     def __init__(self, leased: int = 3, batch: int = 0, predicted: float = 0.0) -> None:
         self.draining = False
@@ -40,13 +42,17 @@ class FakeNode:
         self.held: float | None = None
         self.resumed = 0
         self.drained_when_flushed: list[bool] = []
+        self.steps: list[str] = []
+        self.exit_by: float | None = None
 
     def view(self, now: float, drained_for: str | None) -> NodeView:
         return NodeView(now, self.batch_started, self.predicted, drained_for)
 
-    def begin_drain(self, reason: str) -> int:
+    def begin_drain(self, reason: str, exit_by: float) -> int:
         self.draining, requeued, self.leased = True, self.leased, 0
         self.requeued += requeued
+        self.exit_by = exit_by
+        self.steps.append("begin")
         return requeued
 
     def abandon_batch(self, now: float) -> tuple[int, float]:
@@ -56,21 +62,29 @@ class FakeNode:
         self.batch, self.batch_started = 0, None
         self.requeued += requeued
         self.wasted += wasted
+        self.steps.append("abandon")
         return requeued, wasted
 
     def finish_batch(self) -> None:
         self.finished += self.batch
         self.batch, self.batch_started = 0, None
 
-    def is_drained(self) -> bool:
+    def is_settled(self) -> bool:
         return self.draining and self.batch_started is None and self.leased == 0
 
-    def totals(self) -> tuple[int, int, float]:
-        return self.finished, self.requeued, self.wasted
+    def totals(self) -> NodeTotals:
+        return NodeTotals(self.finished, self.requeued, self.wasted)
 
-    def flush(self) -> None:
+    def flush_usage(self) -> None:
         self.flushes += 1
-        self.drained_when_flushed.append(self.is_drained())
+        self.drained_when_flushed.append(self.is_settled())
+        self.steps.append("flush")
+
+    def mark_drained(self) -> None:
+        self.steps.append("drained-heartbeat")
+
+    def release(self) -> None:
+        self.steps.append("release")
 
     def hold(self, until: float | None) -> None:
         self.held = until
@@ -113,10 +127,51 @@ def test_preempt_drains_records_then_acknowledges(imds: MetadataServer, tmp_path
     assert (record.event_id, record.requeued, record.finished) == (event.event_id, 3, 2)
     assert 28 <= record.notice_seconds <= 31
     assert node.drained_when_flushed == [True]
-    stored = json.loads(store.get(record.key()))
-    assert stored["event_type"] == "Preempt" and stored["node"] == "spot-1"
+    stored = load(EvictionRecord, store.get(record.key()))
+    assert stored == record and stored.event_type == "Preempt" and stored.node == "spot-1"
     watcher.step()
     assert len(watcher.records) == 1  # one record per event, however long it stays
+
+
+class LoggingStore(FileStore):
+    def __init__(self, root: Path, steps: list[str]) -> None:
+        super().__init__(root)
+        self.steps = steps
+
+    def put(self, key: str, data: bytes) -> None:
+        super().put(key, data)
+        if key.startswith(EVICTIONS):
+            self.steps.append("record")
+
+
+class LoggingAlerter(Alerter):
+    def __init__(self, steps: list[str]) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def eviction(self, record: dict[str, Any]) -> None:
+        self.steps.append("alert")
+        super().eviction(record)
+
+
+def test_the_drain_sequence_runs_in_its_one_order(imds: MetadataServer, tmp_path: Path) -> None:
+    """requeue/abandon → flush usage → drained heartbeat → record → alert → acknowledge → release."""
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=2)
+    node = FakeNode(leased=2, batch=3, predicted=10.0)  # cannot finish: abandoned
+    client = ImdsClient(imds.vm_endpoint("spot-1"), timeout=0.5)
+
+    def acknowledge(ids: list[str]) -> None:
+        node.steps.append("ack")
+        client.acknowledge(ids)
+
+    watcher = Watcher("spot-1", [ScheduledEventsSource(client, "spot-1", interval=0.0, first_timeout=0.5)], node,
+                      LoggingStore(tmp_path / "store", node.steps), DrainPolicy(safety_margin_seconds=1.0),
+                      LoggingAlerter(node.steps), time.time, acknowledge=acknowledge)
+    reaction = watcher.step()
+    assert reaction.abandon_running and reaction.exit_by == reaction.deadline + 1.0  # type: ignore[operator]
+    assert node.exit_by == reaction.exit_by
+    assert node.steps == ["begin", "abandon", "flush", "drained-heartbeat", "record", "alert", "ack", "record",
+                          "release"]
 
 
 def test_short_notice_abandons_the_running_batch(imds: MetadataServer, tmp_path: Path) -> None:

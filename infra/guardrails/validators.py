@@ -2,7 +2,7 @@
 
 Each validator takes the resource type token and its properties (camelCase, as Pulumi's policy SDK
 and its mocks present them) plus the pack's config, and returns human-readable violations —
-empty when the resource is fine. `policies/guardrails/__main__.py` wraps them in a CrossGuard pack.
+empty when the resource is fine. `infra/guardrails/__main__.py` wraps them in a CrossGuard pack.
 """
 
 from __future__ import annotations

@@ -1,48 +1,16 @@
-"""Node slots the controller starts and deallocates: Azure VMs (azure-mgmt-compute) or the local
-fleet. SDK errors become `SlotError` / `AllocationFailed` here, at the boundary."""
+"""Azure VMs as slots, through azure-mgmt-compute: instance view, start, deallocate. SDK errors are
+mapped here, at the boundary: capacity and quota answers become `AllocationFailed` (try the next slot,
+size or region), everything else `SlotError`."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from runtime.errors import SpotkitError
+from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError, SlotState
 
 # Azure's answers when a spot VM cannot be allocated now: try another slot, size or region.
 ALLOCATION_CODES = ("SkuNotAvailable", "OverconstrainedAllocationRequest", "AllocationFailed",
                     "ZonalAllocationFailed", "OperationNotAllowed", "QuotaExceeded")
-
-
-class SlotError(SpotkitError):
-    """A slot operation failed for a reason other than capacity."""
-
-
-class AllocationFailed(SlotError):
-    def __init__(self, slot: str, code: str, message: str) -> None:
-        super().__init__(f"{slot}: {code}: {message}")
-        self.slot, self.code = slot, code
-
-
-@dataclass(frozen=True)
-class SlotState:
-    name: str
-    power: str  # running | starting | deallocated | deallocating | stopped | unknown
-
-
-class SlotBackend(ABC):
-    @abstractmethod
-    def list_slots(self) -> list[SlotState]:
-        """Every slot and its power state."""
-
-    @abstractmethod
-    def start(self, name: str) -> None:
-        """Start (allocate) a slot; `AllocationFailed` when Azure has no capacity or quota."""
-
-    @abstractmethod
-    def deallocate(self, name: str) -> None:
-        """Deallocate a slot (compute stops billing; its disk stays)."""
 
 
 class AzureSlots(SlotBackend):
@@ -92,26 +60,3 @@ class AzureSlots(SlotBackend):
 
     def deallocate(self, name: str) -> None:
         self._lro("deallocate", self.client.virtual_machines.begin_deallocate, name)
-
-
-class LocalSlots(SlotBackend):
-    """The `spotkit local` fleet: a slot is a local agent; "deallocated" means its process is stopped."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def list_slots(self) -> list[SlotState]:
-        from runtime.fleet import supervisor
-
-        nodes = supervisor.request(self.home, "GET", "/admin/fleet/status")["nodes"]
-        return [SlotState(n["name"], "running" if n["state"] == "running" else "deallocated") for n in nodes]
-
-    def start(self, name: str) -> None:
-        from runtime.fleet import supervisor
-
-        supervisor.request(self.home, "POST", f"/admin/fleet/start/{name}")
-
-    def deallocate(self, name: str) -> None:
-        from runtime.fleet import supervisor
-
-        supervisor.request(self.home, "POST", f"/admin/fleet/stop/{name}")

@@ -13,11 +13,13 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from policies.controller import ROUTING_KEY, Controller, ControllerSettings, read_audit
 from policies.scaling import ScalingParams
-from policies.slots import AllocationFailed, AzureSlots, SlotError
 from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.records import ROUTING_KEY, read_audit
 from runtime.store.file_store import FileStore
+from spotkit.controller.azure_slots import AzureSlots
+from spotkit.controller.loop import Controller, ControllerSettings
+from spotkit.controller.slots import AllocationFailed, SlotError
 from tests.conftest import FakeClock
 from tests.support.arm_emulator import ArmEmulator
 
@@ -87,7 +89,7 @@ class DepthOnly:
 
 def controller(arm: ArmEmulator, tmp_path: Path, clock: FakeClock) -> tuple[Controller, SqliteQueue, FileStore]:
     queue, store = SqliteQueue(tmp_path / "q.db", clock=clock), FileStore(tmp_path / "store")
-    params = ScalingParams(max_slots=3, boot_seconds=180, gpu_price_per_hour=0.0627, evictions_per_hour=0.05)
+    params = ScalingParams(max_slots=3, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05)
     settings = ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10, segment_seconds=30)
     return Controller(slots(arm), queue, store, settings, clock), queue, store
 
@@ -116,7 +118,7 @@ def test_starts_what_the_backlog_needs_then_deallocates_after_the_grace(arm: Arm
     assert entry["desired"] == 0 and {a["slot"] for a in entry["actions"]} == set(started)
     assert all(arm.state.power[s] == "deallocated" for s in started)
     audit = read_audit(store)
-    assert len(audit) == 4 and all(e["reason"] for e in audit)
+    assert len(audit) == 4 and all(e.reason for e in audit)
     assert json.loads(store.get(ROUTING_KEY))["routing"] == "self-host"
 
 
@@ -170,10 +172,10 @@ def test_local_mode_starts_and_stops_local_agents(tmp_path: Path) -> None:
     fleet = Fleet(settings, ["local-1", "local-2"]).up()
     state_path(settings.home).write_text(json.dumps({"pid": 0, "url": fleet.server.url, "nodes": list(fleet.nodes)}))
     try:
-        from policies.slots import LocalSlots
+        from spotkit.controller.local_slots import LocalSlots
 
         clock = FakeClock()
-        params = ScalingParams(max_slots=2, boot_seconds=180, gpu_price_per_hour=0.0627, evictions_per_hour=0.05)
+        params = ScalingParams(max_slots=2, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05)
         ctl = Controller(LocalSlots(settings.home), DepthOnly(0), FileStore(tmp_path / "store"),  # type: ignore[arg-type]
                          ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10), clock)
         assert ctl.once()["desired"] == 2  # both running, queue empty: idle within the grace

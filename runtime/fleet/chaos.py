@@ -1,15 +1,15 @@
 """A chaos run: three local agents (simulated engine) working through hundreds of short segments
 while spot evictions with notice, kill -9s and a queue-backend restart hit them — and the checks
-that nothing was lost, duplicated or left unaccounted. Used by tests/chaos and bench/eviction."""
+that nothing was lost, duplicated or left unaccounted. A rehearsal of the local fleet, so it lives
+beside it: tests/chaos and bench/eviction both run it."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,17 @@ from runtime.fleet.local_fleet import Fleet
 from runtime.jobs import load_manifest, submit
 from runtime.media import decode_file
 from runtime.queue import open_queue
+from runtime.records import RESULTS, TRANSCRIPTS, read_evictions, read_heartbeats, read_usage
+from runtime.samples import demo_sample
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
-from runtime.usage import read_usage
 from runtime.work import TaskOptions, TranscriptResult
-from tests.conftest import DEMO_SAMPLE
 
 
 def chaos_settings(home: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         home=home, transcriber="simulated", simulated_speed=4, segment_max_seconds=1, batch_size=4,
-        lease_seconds=3, imds_poll_seconds=0.25, safety_margin_seconds=0.2, heartbeat_seconds=1,
+        lease_seconds=3, imds_poll_seconds=0.25, safety_margin_seconds=0.2, heartbeat_seconds=0.25,
         retry_seconds=0.5, engine_seconds_per_audio_second=0.25, sigterm_grace_seconds=5)
     values.update(overrides)
     return load_settings(env={}, **values)
@@ -38,7 +38,7 @@ def chaos_settings(home: Path, **overrides: Any) -> Settings:
 
 def media_variants(workdir: Path, count: int) -> list[Path]:
     """The demo sample at different gains: same speech, distinct PCM, distinct segments."""
-    pcm = decode_file(DEMO_SAMPLE).samples.astype(np.float64)
+    pcm = decode_file(demo_sample()).samples.astype(np.float64)
     paths = []
     for index in range(count):
         path = workdir / f"variant-{index}.wav"
@@ -99,8 +99,10 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
                 # Hit nodes that are past start-up, so most evictions land on a batch in flight.
                 running = [n.name for n in fleet.nodes.values() if n.state == "running"
                            and time.time() - n.started_at > 2.0 and not _under_event(fleet, n.name)]
+                # Prefer a node with work in hand (its heartbeat says so), so short notices catch a batch.
+                busy = [n for n in running if n in _working(store)]
                 if running:
-                    target = rng.choice(running)
+                    target = rng.choice(busy or running)
                     if plan.restart_backend and not restarts and sent >= restart_at:
                         plan.restart_backend(fleet)
                         restarts += 1
@@ -120,15 +122,19 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
                              f"{kills} kills, restart done: {bool(restarts)} left; give it more work")
     return ChaosReport(
         expected=expected,
-        results={k: store.get(k) for k in store.list("results/")},
-        evictions=[json.loads(store.get(k)) for k in store.list("evictions/")],
+        results={k: store.get(k) for k in store.list(RESULTS)},
+        evictions=[asdict(r) for r in read_evictions(store)],
         imds_events=[e for e in fleet.server.state.snapshot()["events"]],
         usage=read_usage(store), kills=fleet.status()["kills"], preempts_sent=sent,
         backend_restarts=restarts, wall_seconds=wall)
 
 
 def done_segments(store: ObjectStore) -> set[str]:
-    return {k.rsplit("/", 1)[1].removesuffix(".json") for k in store.list("results/transcribe/")}
+    return {k.rsplit("/", 1)[1].removesuffix(".json") for k in store.list(TRANSCRIPTS)}
+
+
+def _working(store: ObjectStore) -> set[str]:
+    return {b.node for b in read_heartbeats(store) if b.state == "working" and b.in_flight}
 
 
 def _under_event(fleet: Fleet, name: str) -> bool:

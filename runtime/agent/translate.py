@@ -5,68 +5,70 @@ context. Results are cached by content hash of (transcript, model, language, pro
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+from runtime.agent.batch import Pending
+from runtime.agent.settle import Settler
+from runtime.cache import ResultCache
 from runtime.engines.base import Translator
 from runtime.errors import EngineError, SpotkitError
 from runtime.jobs import load_manifest
+from runtime.queue.base import WorkQueue
+from runtime.store.base import ObjectStore
 from runtime.work import TRANSCRIBE, TRANSLATE, JobManifest, TaskOptions, TranscriptResult, WorkItem, translation_key
 
-if TYPE_CHECKING:
-    from runtime.cache import ResultCache
-    from runtime.queue.base import WorkQueue
-    from runtime.store.base import ObjectStore
 
-log = logging.getLogger("spotkit.agent")
+class Manifests:
+    """Job manifests, read once per job and kept (they never change once written)."""
 
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._known: dict[str, JobManifest] = {}
 
-class TranslateMixin:
-    queue: WorkQueue
-    store: ObjectStore
-    cache: ResultCache
-    node: str
-    counts: dict[str, int]
-    _translator: Translator | None
-    _manifests: dict[str, JobManifest]
-
-    clock: Callable[[], float]
-
-    if TYPE_CHECKING:  # provided by runtime.agent.Agent
-        def _complete(self, pending: Any, outcome: str, started: float, tokens_out: int, engine: str, model: str,
-                      gpu_seconds: float = 0.0, tokens_in: int = 0) -> None: ...
-
-        def _fail(self, pending: Any, error: str, started: float) -> None: ...
-
-    def _manifest(self, job: str) -> JobManifest | None:
-        if job not in self._manifests:
+    def get(self, job: str) -> JobManifest | None:
+        if job not in self._known:
             try:
-                self._manifests[job] = load_manifest(self.store, job)
+                self._known[job] = load_manifest(self.store, job)
             except SpotkitError:
                 return None
-        return self._manifests[job]
+        return self._known[job]
 
-    def _enqueue_translations(self, item: WorkItem) -> None:
+
+class FanOut:
+    """Enqueue a finished transcript's translations (called before its message is deleted)."""
+
+    def __init__(self, queue: WorkQueue, manifests: Manifests) -> None:
+        self.queue, self.manifests = queue, manifests
+
+    def __call__(self, item: WorkItem) -> None:
         if item.options.task != TRANSCRIBE:
             return
-        manifest = self._manifest(item.job)
+        manifest = self.manifests.get(item.job)
         for language in manifest.translate if manifest else []:
             options = TaskOptions(task=TRANSLATE, model=manifest.translator_model if manifest else "",
                                   language=language)
             self.queue.send(WorkItem(item.job, item.segment, options, item.seconds).encode())
 
-    def _translate_items(self, pendings: list[Any]) -> None:
+
+class Translation:
+    """Runs translate items with the node's translator (none, a metered API, or vLLM)."""
+
+    def __init__(self, cache: ResultCache, manifests: Manifests, settler: Settler,
+                 clock: Callable[[], float]) -> None:
+        self.cache, self.manifests, self.settler, self.clock = cache, manifests, settler, clock
+        self.translator: Translator | None = None  # loaded with the engine
+
+    def run(self, pendings: list[Pending]) -> None:
         for pending in pendings:
             started = self.clock()
             try:
-                self._translate_one(pending, started)
+                self._translate(pending, started)
             except EngineError as err:
-                self._fail(pending, str(err), started)
+                self.settler.failed(pending, str(err), started)
 
-    def _translate_one(self, pending: Any, started: float) -> None:
-        item: WorkItem = pending.item
-        translator = self._translator
+    def _translate(self, pending: Pending, started: float) -> None:
+        item = pending.item
+        translator = self.translator
         if translator is None:
             raise EngineError("this node has no translator (SPOTKIT_TRANSLATOR=none)")
         if translator.model != item.options.model:
@@ -77,8 +79,7 @@ class TranslateMixin:
             raise EngineError(f"segment {item.segment[:12]} has no transcript yet")
         key = translation_key(found[0], item.options.model, item.options.language)
         if self.cache.get(TRANSLATE, key) is not None:
-            self._complete(pending, "cache-hit", started, 0, "cache", item.options.model)
-            self.counts["cache_hits"] += 1
+            self.settler.done(pending, "cache-hit", started, engine="cache", model=item.options.model)
             return
         transcript = TranscriptResult.from_bytes(found[0])
         context = self._previous_text(item)
@@ -90,11 +91,11 @@ class TranslateMixin:
             context = cue.text
         result = transcript.translated(item.options.language, translator.model, translator.engine, texts, tokens_out)
         self.cache.put(TRANSLATE, key, result.to_bytes())
-        self._complete(pending, "done", started, tokens_out, translator.engine, translator.model,
-                       tokens_in=tokens_in)
+        self.settler.done(pending, "done", started, engine=translator.engine, model=translator.model,
+                          tokens_out=tokens_out, tokens_in=tokens_in)
 
     def _previous_text(self, item: WorkItem) -> str:
-        manifest = self._manifest(item.job)
+        manifest = self.manifests.get(item.job)
         previous = manifest.previous(item.segment) if manifest else None
         found = self.cache.get(TRANSCRIBE, previous) if previous is not None else None
         return TranscriptResult.from_bytes(found[0]).text if found else ""

@@ -7,29 +7,26 @@ factor, due within the deadline — the queue does not say how old each message 
 start deallocated slots (skipping ones that failed to allocate recently — spot capacity comes and
 goes), deallocate idle slots first. When no slot can be allocated (``SkuNotAvailable``,
 ``OverconstrainedAllocationRequest``, quota) the decision falls back to routing work to the
-metered API; the routing is written to ``control/routing.json`` for the API workers (engines issue).
+metered API; the routing is written to the store (`runtime.records.RoutingRecord`) for the API workers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
-from policies.slots import AllocationFailed, SlotBackend, SlotError
-from runtime.heartbeat import read_heartbeats
 from runtime.queue.base import WorkQueue
+from runtime.records import ROUTING_KEY, AuditRecord, RoutingRecord, audit_key, day_of, dump, read_heartbeats
 from runtime.store.base import ObjectStore
+from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError
 
 log = logging.getLogger("spotkit.controller")
-ROUTING_KEY = "control/routing.json"
 
 
 @dataclass(frozen=True)
@@ -75,11 +72,10 @@ class Controller:
                 actions.append({"action": "fallback-to-api", "missing_slots": decision.desired - active - started})
         elif decision.desired < len(running):
             actions = self._deallocate(running, len(running) - decision.desired)
-        entry = {"at": now, "observed": {"queue_depth": depth, "running": running, "booting": booting,
-                                         "available": available},
-                 "desired": decision.desired, "routing": routing, "reason": decision.reason, "actions": actions}
+        entry = AuditRecord(now, {"queue_depth": depth, "running": running, "booting": booting,
+                                  "available": available}, decision.desired, routing, decision.reason, actions)
         self._audit(entry)
-        return entry
+        return asdict(entry)
 
     def _pseudo_jobs(self, depth: int, now: float, parts: int = 50) -> tuple[QueuedJob, ...]:
         """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API."""
@@ -124,13 +120,11 @@ class Controller:
                 actions.append({"action": "deallocate", "slot": name, "ok": False, "error": str(err)})
         return actions
 
-    def _audit(self, entry: dict[str, Any]) -> None:
-        day = datetime.fromtimestamp(entry["at"], tz=UTC).strftime("%Y-%m-%d")
-        key = f"audit/controller/day={day}/{int(entry['at'] * 1000):015d}-{uuid.uuid4().hex[:6]}.json"
-        self.store.put_if_absent(key, json.dumps(entry, sort_keys=True).encode())
-        self.store.put(ROUTING_KEY, json.dumps({"routing": entry["routing"], "at": entry["at"]}).encode())
-        log.info("event=decision desired=%s routing=%s reason=%r actions=%s", entry["desired"], entry["routing"],
-                 entry["reason"], entry["actions"])
+    def _audit(self, entry: AuditRecord) -> None:
+        self.store.put_if_absent(audit_key(day_of(entry.at), int(entry.at * 1000), uuid.uuid4().hex[:6]), dump(entry))
+        self.store.put(ROUTING_KEY, dump(RoutingRecord(entry.routing, entry.at)))
+        log.info("event=decision desired=%s routing=%s reason=%r actions=%s", entry.desired, entry.routing,
+                 entry.reason, entry.actions)
 
     def run(self, interval: float, stop: threading.Event) -> None:
         """Decide every *interval* seconds until *stop*; one failed round is logged, not fatal."""
@@ -140,8 +134,3 @@ class Controller:
             except Exception as err:
                 log.exception("event=round-failed error=%r", str(err))
             stop.wait(interval)
-
-
-def read_audit(store: ObjectStore, day: str | None = None) -> list[dict[str, Any]]:
-    prefix = f"audit/controller/day={day}/" if day else "audit/controller/"
-    return [json.loads(store.get(key)) for key in store.list(prefix)]

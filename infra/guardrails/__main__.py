@@ -1,4 +1,4 @@
-"""CrossGuard policy pack: ``pulumi up --policy-pack policies/guardrails``. Thin on purpose: the
+"""CrossGuard policy pack: ``pulumi up --policy-pack infra/guardrails``. Thin on purpose: the
 checks live in `validators.py`, where tests import them without starting a policy server."""
 
 import sys

@@ -1,0 +1,283 @@
+"""The node agent: lease segments, answer from the cache or run the engine in batches, record usage.
+
+One iteration, in order (each step's failure leaves the queue consistent):
+
+1. lease up to ``batch_size`` messages; a background ticker renews the leases and writes heartbeats;
+2. poison what cannot be understood (a garbage message, missing or corrupt segment audio) at once;
+3. answer cache hits (node disk, then store) without the engine;
+4. run the misses through the engine as one batch, write results write-if-absent to disk and store;
+5. settle each message (`settle.Settler`): delete, fail, requeue or poison, with a usage record.
+
+The agent is composed of parts that each own their state: `Lifecycle` (the state on-call sees),
+`LeaseSet` (messages and pop receipts), `BatchSlot` (the batch in the engine), `Settler` (outcomes
+and counters), `Translation` and `FanOut`, and `AgentDrain` — the steps of a drain, which the eviction
+watcher executes; the watcher alone decides when a drain is finished. A ``kill -9`` loses only time:
+leases expire and another node redoes the work, whose result is byte-identical (deterministic
+decoding, content-hash keys).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime import __version__
+from runtime.agent.batch import BatchSlot, Pending
+from runtime.agent.drain import AgentDrain
+from runtime.agent.leases import LeaseSet
+from runtime.agent.lifecycle import Lifecycle
+from runtime.agent.metrics import AgentMetrics
+from runtime.agent.settle import Settler
+from runtime.agent.translate import FanOut, Manifests, Translation
+from runtime.audio_codec import decode_flac
+from runtime.cache import ResultCache
+from runtime.config import Settings
+from runtime.engines.base import AudioItem, Transcriber, Translator
+from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
+from runtime.queue.base import Message, WorkQueue
+from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
+from runtime.store.base import ObjectStore
+from runtime.usage import UsageLog
+from runtime.work import TRANSLATE, WorkItem
+
+log = logging.getLogger("spotkit.agent")
+
+MAX_IDENTICAL_FAILURES = 10
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: WorkQueue,
+        store: ObjectStore,
+        transcriber: Callable[[], Transcriber],
+        clock: Callable[[], float] = time.time,
+        until_idle: bool = False,
+        exit_when_drained: bool = False,
+        translator: Callable[[], Translator | None] = lambda: None,
+    ) -> None:
+        self.settings, self.queue, self.store, self.clock = settings, queue, store, clock
+        self.node = settings.node_name
+        self.until_idle = until_idle
+        self._make_transcriber, self._make_translator = transcriber, translator
+        self.engine: Transcriber | None = None
+        self.lifecycle = Lifecycle(exit_when_drained)
+        self.cache = ResultCache(settings.cache_dir, store)
+        self._had_cache = (settings.cache_dir / "results").is_dir()  # a warm persistent disk
+        self.usage = UsageLog(store, self.node, clock)
+        self.metrics = AgentMetrics(self.node)
+        self.leases = LeaseSet(queue)
+        self.batches = BatchSlot(settings.engine_seconds_per_audio_second, clock)
+        self.settler = Settler(self.node, queue, store, self.leases, self.usage, self.metrics, clock,
+                               settings.retry_seconds, lambda: self.engine.engine if self.engine else "")
+        manifests = Manifests(store)
+        self.settler.before_delete = FanOut(queue, manifests)
+        self.translation = Translation(self.cache, manifests, self.settler, clock)
+        self.drain = AgentDrain(self.node, self.lifecycle, self.batches, self.leases, self.settler, self.usage,
+                                self.beat, settings.batch_size * settings.segment_max_seconds)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Stop at once: finish the batch in the engine, requeue everything else, exit."""
+        if not self.lifecycle.stop.is_set():
+            log.info("node=%s event=stop reason=%r in_flight=%d", self.node, why, len(self.leases))
+        self.lifecycle.stop.set()
+
+    def run(self) -> int:
+        """Run until stopped, idle (``until_idle``) or drained and released (exit when drained)."""
+        self.queue.ensure()
+        self.store.ensure()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port)
+        ticker = threading.Thread(target=self._tick, name="lease-renewer", daemon=True)
+        ticker.start()
+        code = 0
+        try:
+            load_started = self.clock()
+            self.engine = self._make_transcriber()
+            self.translation.translator = self._make_translator()
+            self._record_boot(load_started)
+            code = self._loop()
+        except SpotkitError as err:
+            log.error("node=%s event=fatal error=%r", self.node, str(err))
+            code = 1
+        finally:
+            self.settler.requeue_leased("agent stopping")
+            self.lifecycle.end(failed=code != 0)
+            ticker.join(timeout=5)
+            self.flush()
+            if self.engine is not None:
+                self.engine.close()
+        return code
+
+    def _tick(self) -> None:
+        """Renew leases well before they expire, write heartbeats."""
+        interval = max(0.2, min(self.settings.lease_seconds / 3, self.settings.heartbeat_seconds))
+        while True:
+            self.leases.renew_all(self.settings.lease_seconds)
+            self.beat()
+            if self.lifecycle.stop.wait(interval):
+                return
+
+    def beat(self) -> None:
+        counts = self.settler.counts()
+        beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(), self.leases.segments(),
+                         counts.processed, counts.cache_hits, counts.failures)
+        try:
+            self.store.put(heartbeat_key(self.node), dump(beat))
+        except SpotkitError as err:
+            log.warning("node=%s event=heartbeat-failed error=%r", self.node, str(err))
+
+    def flush(self) -> None:
+        """Usage records and a heartbeat, now (before exit)."""
+        try:
+            self.usage.flush()
+        except SpotkitError as err:
+            log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
+        self.beat()
+
+    # -- main loop --------------------------------------------------------------------------
+    def _loop(self) -> int:
+        idle_since: float | None = None
+        last_error, repeats = "", 0
+        stop = self.lifecycle.stop
+        while not stop.is_set():
+            if self.lifecycle.draining:
+                if self.lifecycle.may_exit(self.clock()):
+                    log.info("node=%s event=drained-exit", self.node)
+                    return 0
+                stop.wait(0.05)
+                continue
+            try:
+                self.lifecycle.report("working" if len(self.leases) else "idle")
+                messages = self.queue.receive(self.settings.batch_size, self.settings.lease_seconds,
+                                              on_poison=self.settler.record_poison)
+                if messages:
+                    idle_since = None
+                    self.lifecycle.report("working")
+                    self._handle(messages)
+                    self.flush()
+                else:
+                    now = self.clock()
+                    idle_since = idle_since or now
+                    if (self.until_idle and now - idle_since >= self.settings.idle_seconds
+                            and self.queue.approximate_count() == 0):
+                        log.info("node=%s event=idle-exit", self.node)
+                        return 0
+                    stop.wait(0.25)
+                last_error, repeats = "", 0
+            except SpotkitError as err:
+                self.metrics.errors.labels(self.node).inc()
+                self.settler.requeue_leased(str(err))
+                repeats = repeats + 1 if str(err) == last_error else 1
+                last_error = str(err)
+                log.warning("node=%s event=iteration-failed repeats=%d error=%r", self.node, repeats, last_error)
+                if repeats >= MAX_IDENTICAL_FAILURES:
+                    log.error("node=%s event=giving-up error=%r", self.node, last_error)
+                    return 1
+                stop.wait(min(30.0, 0.5 * 2 ** repeats))
+        return 0
+
+    def _interrupted(self) -> bool:
+        return self.lifecycle.stop.is_set() or self.lifecycle.draining
+
+    def _handle(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.leases.add(message)
+        self.metrics.in_flight.labels(self.node).set(len(self.leases))
+        misses: list[Pending] = []
+        translations: list[Pending] = []
+        for message in messages:
+            pending = self._parse(message)
+            if pending is not None and pending.item.options.task == TRANSLATE:
+                translations.append(pending)
+            elif pending is not None and not self._answer_from_cache(pending):
+                misses.append(pending)
+        self.translation.run(translations)
+        misses = [p for p in misses if self._load_audio(p)]
+        if misses and self.batches.wait_for_hold(sum(p.item.seconds for p in misses), self._interrupted,
+                                                 lambda: self.lifecycle.report("holding")):
+            self._run_engine(misses)
+        self.settler.requeue_leased("drain or stop: not started")
+        self.metrics.in_flight.labels(self.node).set(len(self.leases))
+
+    def _parse(self, message: Message) -> Pending | None:
+        try:
+            item = WorkItem.decode(message.body)
+        except BadMessage as err:
+            self.settler.poison(message, str(err))
+            return None
+        self.leases.tag(message.id, item.segment)
+        return Pending(message, item)
+
+    def _answer_from_cache(self, pending: Pending) -> bool:
+        item = pending.item
+        started = self.clock()
+        if self.cache.get(item.options.task, item.segment) is None:
+            return False
+        self.settler.done(pending, "cache-hit", started, engine="cache", model=item.options.model)
+        return True
+
+    def _load_audio(self, pending: Pending) -> bool:
+        item = pending.item
+        assert self.engine is not None
+        if item.options.model != self.engine.model:
+            self.settler.failed(pending, f"this node serves model {self.engine.model!r}, the segment asks for "
+                                         f"{item.options.model!r}", self.clock())
+            return False
+        try:
+            pcm = decode_flac(self.store.get(audio_key(item.segment)), name=audio_key(item.segment))
+        except NotFound:
+            self.settler.poison(pending.message, f"segment audio {audio_key(item.segment)} is missing from "
+                                                 "the store; resubmit the media file")
+            return False
+        except MediaError as err:
+            self.settler.poison(pending.message, f"segment audio is corrupt: {err}")
+            return False
+        pending.audio = AudioItem(item.segment, pcm, item.options)
+        return True
+
+    def _run_engine(self, pending: list[Pending]) -> None:
+        engine = self.engine
+        assert engine is not None
+        batch = self.batches.begin(pending, lambda: not self._interrupted())
+        if batch is None:  # a drain that began a moment ago has already requeued these
+            return
+        try:
+            try:
+                with self.metrics.batch_seconds.labels(self.node).time():
+                    results = engine.transcribe_batch([p.audio for p in pending if p.audio is not None])
+            except EngineError as err:
+                if self.batches.settle(batch, learn=False) is not None:
+                    for item in pending:
+                        self.settler.failed(item, str(err), batch.started)
+                return
+            took = self.batches.settle(batch)
+            if took is None:  # abandoned mid-batch by a drain: another node redoes it
+                return
+            share = took / len(pending)
+            for item, result in zip(pending, results, strict=True):
+                self.cache.put(item.item.options.task, item.item.segment, result.to_bytes())
+                self.metrics.audio_seconds.labels(self.node).inc(item.item.seconds)
+                self.settler.done(item, "done", batch.started, engine=result.engine, model=result.model,
+                                  tokens_out=result.tokens, gpu_seconds=share)
+        finally:
+            self.batches.end(batch)
+
+    def _record_boot(self, load_started: float) -> None:
+        """When this node became ready, and how long since the OS booted: the controller's boot time."""
+        now = self.clock()
+        try:
+            os_uptime = float(Path("/proc/uptime").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            os_uptime = -1.0
+        record = BootRecord(self.node, now, round(now - load_started, 3), round(os_uptime, 1), self._had_cache,
+                            self.engine.engine if self.engine else "", __version__)
+        try:
+            self.store.put_if_absent(boot_key(day_of(now), self.node, int(now * 1000)), dump(record))
+        except SpotkitError as err:
+            log.warning("node=%s event=boot-record-failed error=%r", self.node, str(err))

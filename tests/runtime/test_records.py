@@ -1,0 +1,76 @@
+"""The store's records: one typed definition for writer and reader, versioned, refusing what is not one."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runtime.records import (
+    LAYOUT,
+    BadRecord,
+    DrainRequest,
+    EvictionRecord,
+    Heartbeat,
+    UsageRecord,
+    dump,
+    load,
+    load_lines,
+    read_heartbeats,
+)
+from runtime.store.file_store import FileStore
+from tests.conftest import REPO
+
+
+def test_docs_store_table_is_the_layout() -> None:
+    text = (REPO / "docs" / "runtime.md").read_text()
+    section = text.split("## Store layout", 1)[1].split("\n## ", 1)[0]
+    rows = [tuple(cell.strip() for cell in line.strip("|").split("|"))
+            for line in section.splitlines() if line.startswith("| `")]
+    assert rows == [(f"`{key}`", who, how) for key, who, how in LAYOUT]
+
+
+def test_round_trip_and_version() -> None:
+    record = EvictionRecord("n1", "e1", "Preempt", "imds", 1.0, None, 30.0, 1.5, acknowledged_at=3.0)
+    assert load(EvictionRecord, dump(record)) == record
+    assert json.loads(dump(record))["v"] == 1
+
+
+def test_a_record_without_a_version_is_version_one() -> None:
+    raw = {"id": "drain-1", "requested_at": 10, "deadline_seconds": 0, "reason": "x"}
+    assert load(DrainRequest, json.dumps(raw).encode()) == DrainRequest("drain-1", 10.0, 0.0, "x")
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"{", "not JSON"), (b"[]", "not a JSON object"), (b'{"id": "d"}', "lacks the field 'requested_at'"),
+    (b'{"id": "d", "requested_at": "soon"}', "field 'requested_at' is 'soon'"),
+    (b'{"id": "d", "requested_at": true}', "field 'requested_at' is True"),
+    (b'{"id": "d", "requested_at": 1, "v": 2}', "version 2"), (b"\xff\xfe", "not JSON"),
+])
+def test_what_is_not_a_record_is_refused_with_its_reason(data: bytes, problem: str) -> None:
+    with pytest.raises(BadRecord, match=re.escape(problem)):
+        load(DrainRequest, data, "drain-requests/n1.json")
+
+
+def test_one_corrupt_heartbeat_never_hides_the_others(tmp_path: object) -> None:
+    store = FileStore(tmp_path / "store")  # type: ignore[operator]
+    store.ensure()
+    store.put("heartbeats/good.json", dump(Heartbeat("good", "idle", "1", 1.0)))
+    store.put("heartbeats/bad.json", b'{"node": ')
+    assert [b.node for b in read_heartbeats(store)] == ["good"]
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_are_a_record_or_a_bad_record(data: bytes) -> None:
+    for kind in (Heartbeat, EvictionRecord, DrainRequest):
+        try:
+            load(kind, data)
+        except BadRecord:
+            pass
+    try:
+        load_lines(UsageRecord, data)
+    except BadRecord:
+        pass
