@@ -13,11 +13,15 @@ from runtime.errors import MediaError, NotFound, SpotkitError
 from runtime.media import SAMPLE_RATE, decode_bytes, read_media
 from runtime.queue.base import WorkQueue
 from runtime.records import (
+    BadRecord,
     PoisonRecord,
+    QueuedRecord,
     audio_key,
+    dump,
     job_key,
     load,
     poison_key,
+    queued_key,
     read_heartbeats,
     result_key,
     translation_result_key,
@@ -43,6 +47,10 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
+# A queued marker older than this is taken as lost (a wiped or recreated queue): resubmitting enqueues again.
+QUEUED_MARKER_TTL_SECONDS = 24 * 3600
+
+
 @dataclass(frozen=True)
 class SubmitReport:
     job: str
@@ -50,6 +58,7 @@ class SubmitReport:
     segments: int
     duration_seconds: float
     speech_seconds: float
+    enqueued: int = 0  # messages sent now (an unfinished segment already queued for this job is not sent again)
 
     @property
     def silence_share(self) -> float:
@@ -101,9 +110,35 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
         translate=list(translate), translator_model=translator_model if translate else "",
     )
     resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
+    enqueued = 0
     for ref in refs:
+        now = time.time()
+        if not _needs_message(store, job, ref.id, options.task, now):
+            continue
         queue.send(WorkItem(job, ref.id, options, ref.speech_seconds).encode())
-    return SubmitReport(job, resubmitted, len(refs), manifest.duration_seconds, manifest.speech_seconds)
+        # After the send: a crash in between can at worst enqueue a duplicate later, never lose work.
+        store.put(queued_key(ref.id), dump(QueuedRecord(job, ref.id, now)))
+        enqueued += 1
+    return SubmitReport(job, resubmitted, len(refs), manifest.duration_seconds, manifest.speech_seconds, enqueued)
+
+
+def _needs_message(store: ObjectStore, job: str, segment: str, task: str, now: float) -> bool:
+    """Whether submitting *job* must enqueue *segment*.
+
+    A finished segment is enqueued again: the agent answers it from the cache (no engine work) and
+    fans out the job's translations. An unfinished one is not, if it is already queued for this job —
+    unless it was poisoned meanwhile (a resubmit is the retry) or its marker is too old to trust.
+    """
+    if store.exists(result_key(task, segment)):
+        return True
+    if store.exists(poison_key(segment)):
+        store.delete(poison_key(segment))  # queued again: `status` shows it queued, not poisoned
+        return True
+    try:
+        marker = load(QueuedRecord, store.get(queued_key(segment)), queued_key(segment))
+    except (NotFound, BadRecord):
+        return True
+    return marker.job != job or now - marker.at > QUEUED_MARKER_TTL_SECONDS
 
 
 def load_manifest(store: ObjectStore, job: str) -> JobManifest:

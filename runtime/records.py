@@ -31,6 +31,7 @@ RESULTS = "results/"
 TRANSCRIPTS = "results/transcribe/"
 TRANSLATIONS = "results/translate/"
 POISONED = "poisoned/"
+QUEUED = "queued/"
 USAGE = "usage/"
 HEARTBEATS = "heartbeats/"
 EVICTIONS = "evictions/"
@@ -47,6 +48,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
     (f"{TRANSCRIPTS}<segment>.json", "agent", "write-if-absent: the first writer wins, later ones reuse it"),
     (f"{TRANSLATIONS}<hash>.json", "agent", "keyed by (transcript, model, language, prompt version)"),
     (f"{POISONED}<segment>.json", "agent", "why a segment was poisoned (`PoisonRecord`, for `status`)"),
+    (f"{QUEUED}<segment>.json", "submit", "the segment is in the queue for that job (`QueuedRecord`): "
+     "a resubmit does not enqueue it twice"),
     (f"{HEARTBEATS}<node>.json", "agent", "overwritten every `heartbeat_seconds` (`Heartbeat`)"),
     (f"{USAGE}day=YYYY-MM-DD/node=NAME/<ms>-<rand>.jsonl", "agent",
      "append-only, one new object per flush (`UsageRecord` lines)"),
@@ -84,6 +87,10 @@ def translation_result_key(key: str) -> str:
 
 def poison_key(segment: str) -> str:
     return f"{POISONED}{segment}.json"
+
+
+def queued_key(segment: str) -> str:
+    return f"{QUEUED}{segment}.json"
 
 
 def heartbeat_key(node: str) -> str:
@@ -237,6 +244,16 @@ class PoisonRecord:
 
 
 @dataclass(frozen=True)
+class QueuedRecord:
+    """A segment's transcription was enqueued for *job* at *at* (so a resubmit does not enqueue it again)."""
+
+    job: str
+    segment: str
+    at: float
+    v: int = 1
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """One controller decision: what it saw, what it wanted, why, and what it did."""
 
@@ -349,3 +366,13 @@ def read_boots(store: ObjectStore) -> list[BootRecord]:
 
 def read_audit(store: ObjectStore, day: str | None = None) -> list[AuditRecord]:
     return list(read_all(store, AuditRecord, audit_prefix(day)))
+
+
+def layout_table() -> str:
+    """`LAYOUT` as the Markdown table of docs/runtime.md (``python -m runtime.records`` prints it)."""
+    rows = "\n".join(f"| `{key}` | {who} | {how} |" for key, who, how in LAYOUT)
+    return f"| key | written by | how |\n| --- | --- | --- |\n{rows}"
+
+
+if __name__ == "__main__":
+    print(layout_table())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from runtime.errors import BadMessage
@@ -123,23 +123,35 @@ class WorkItem:
 
     @staticmethod
     def decode(body: str) -> WorkItem:
+        """Parse a queue message; `BadMessage` (poison at once) for anything that is not a work item."""
         try:
             raw = json.loads(body)
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
             if raw.get("v") != WORK_VERSION:
                 raise ValueError(f"unsupported version {raw.get('v')!r}")
-            options = TaskOptions(**raw["options"])
-            if options.task not in TASKS:
-                raise ValueError(f"unknown task {options.task!r}")
-            item = WorkItem(str(raw["job"]), str(raw["segment"]), options, float(raw["seconds"]))
-            if len(item.segment) != 64 or any(c not in "0123456789abcdef" for c in item.segment):
-                raise ValueError(f"segment id {item.segment!r} is not a sha256 hex digest")
-            return item
+            options = raw["options"]
+            if not isinstance(options, dict) or set(options) - {f.name for f in fields(TaskOptions)}:
+                raise ValueError(f"options {options!r} are not task options")
+            for name, kind in (("task", str), ("model", str), ("language", str), ("word_timestamps", bool)):
+                if name in options and not isinstance(options[name], kind):
+                    raise ValueError(f"option {name} = {options[name]!r} is not a {kind.__name__}")
+            opts = TaskOptions(**options)
+            if opts.task not in TASKS:
+                raise ValueError(f"unknown task {opts.task!r}")
+            seconds = raw["seconds"]
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e6:
+                raise ValueError(f"seconds = {seconds!r} is not a segment length")
+            job, segment = raw["job"], raw["segment"]
+            if not isinstance(job, str) or not isinstance(segment, str):
+                raise ValueError("job and segment must be strings")
+            if len(segment) != 64 or any(c not in "0123456789abcdef" for c in segment):
+                raise ValueError(f"segment id {segment!r} is not a sha256 hex digest")
+            return WorkItem(job, segment, opts, float(seconds))
         except KeyError as err:
             problem = f"missing field {err.args[0]!r}"
-        except (ValueError, TypeError) as err:
-            problem = str(err)
+        except (ValueError, TypeError, RecursionError) as err:
+            problem = str(err) or type(err).__name__
         preview = body[:80].replace("\n", " ")
         raise BadMessage(f"malformed work item ({problem}): {preview!r}")
 

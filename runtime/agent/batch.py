@@ -39,6 +39,14 @@ class RunningBatch:
     def __post_init__(self) -> None:
         self.ids = frozenset(p.message.id for p in self.pending)
 
+    def shares(self, engine_seconds: float) -> list[float]:
+        """Each segment's share of the batch's engine time, by its audio length (evenly if it has none)."""
+        audio = [p.item.seconds for p in self.pending]
+        total = sum(audio)
+        if total <= 0:
+            return [engine_seconds / len(audio)] * len(audio)
+        return [engine_seconds * seconds / total for seconds in audio]
+
 
 class BatchSlot:
     def __init__(self, engine_seconds_per_audio_second: float, clock: Callable[[], float]) -> None:

@@ -41,7 +41,7 @@ from runtime.queue.base import Message, WorkQueue
 from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
-from runtime.work import TRANSLATE, WorkItem
+from runtime.work import TRANSLATE, TaskOptions, WorkItem
 
 log = logging.getLogger("spotkit.agent")
 
@@ -198,12 +198,27 @@ class Agent:
             elif pending is not None and not self._answer_from_cache(pending):
                 misses.append(pending)
         self.translation.run(translations)
-        misses = [p for p in misses if self._load_audio(p)]
+        misses, duplicates = self._split_duplicates([p for p in misses if self._load_audio(p)])
         if misses and self.batches.wait_for_hold(sum(p.item.seconds for p in misses), self._interrupted,
                                                  lambda: self.lifecycle.report("holding")):
             self._run_engine(misses)
+        for pending in duplicates:  # the same segment twice in one lease: run once, answer the rest
+            self._answer_from_cache(pending)
         self.settler.requeue_leased("drain or stop: not started")
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
+
+    @staticmethod
+    def _split_duplicates(misses: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+        """(one message per segment and options, the other copies): a segment is never run twice."""
+        first: dict[tuple[str, TaskOptions], Pending] = {}
+        copies: list[Pending] = []
+        for pending in misses:
+            key = (pending.item.segment, pending.item.options)
+            if key in first:
+                copies.append(pending)
+            else:
+                first[key] = pending
+        return list(first.values()), copies
 
     def _parse(self, message: Message) -> Pending | None:
         try:
@@ -259,8 +274,7 @@ class Agent:
             took = self.batches.settle(batch)
             if took is None:  # abandoned mid-batch by a drain: another node redoes it
                 return
-            share = took / len(pending)
-            for item, result in zip(pending, results, strict=True):
+            for item, result, share in zip(pending, results, batch.shares(took), strict=True):
                 self.cache.put(item.item.options.task, item.item.segment, result.to_bytes())
                 self.metrics.audio_seconds.labels(self.node).inc(item.item.seconds)
                 self.settler.done(item, "done", batch.started, engine=result.engine, model=result.model,

@@ -18,10 +18,10 @@ from runtime.agent.leases import LeaseSet
 from runtime.agent.metrics import AgentMetrics
 from runtime.errors import BadMessage, SpotkitError
 from runtime.queue.base import Message, WorkQueue
-from runtime.records import PoisonRecord, UsageRecord, dump, poison_key
+from runtime.records import PoisonRecord, UsageRecord, dump, poison_key, queued_key
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
-from runtime.work import WorkItem
+from runtime.work import TRANSCRIBE, WorkItem
 
 log = logging.getLogger("spotkit.agent")
 
@@ -79,11 +79,21 @@ class Settler:
         """
         self.before_delete(pending.item)  # before the delete: a crash re-delivers, never loses them
         settled = self.leases.settle(pending.message.id, self.queue.delete)
+        if settled and pending.item.options.task == TRANSCRIBE:
+            self._forget_queued(pending.item.segment)
         if not settled and outcome == "cache-hit":
             return
         self._add(processed=1, cache_hits=1 if outcome == "cache-hit" else 0)
         self._record(pending.item, outcome, started, tokens_out=tokens_out, tokens_in=tokens_in,
                      engine=engine, model=model, gpu_seconds=gpu_seconds)
+
+    def _forget_queued(self, segment: str) -> None:
+        """The segment is out of the queue: a later submit of it must enqueue it again (best effort:
+        a submit checks for the result first, so a marker left behind never blocks finished work)."""
+        try:
+            self.store.delete(queued_key(segment))
+        except SpotkitError as err:
+            log.warning("node=%s event=queued-marker-delete-failed segment=%s error=%r", self.node, segment, str(err))
 
     def failed(self, pending: Pending, error: str, started: float) -> None:
         """Back to the queue after a growing delay, with the reason; poisoned on the last delivery."""
@@ -134,14 +144,14 @@ class Settler:
     def requeue_abandoned(self, batch: RunningBatch, now: float) -> tuple[int, float]:
         """Hand back a batch the engine is still running; its engine time so far is wasted."""
         wasted = max(0.0, now - batch.started)
-        share = wasted / max(1, len(batch.pending))
-        requeued = 0
-        for pending in batch.pending:
+        requeued, wasted_here = 0, 0.0
+        for pending, share in zip(batch.pending, batch.shares(wasted), strict=True):
             if self.leases.settle(pending.message.id, lambda m: self.queue.release(m, 0)):
                 requeued += 1
+                wasted_here += share
                 self._record(pending.item, "requeued", batch.started, gpu_seconds=share, ended=now,
                              error="drain: batch could not finish before the deadline")
-        self._add(requeued=requeued, wasted_gpu_seconds=share * requeued)
+        self._add(requeued=requeued, wasted_gpu_seconds=wasted_here)
         log.warning("node=%s event=batch-abandoned requeued=%d wasted_gpu_seconds=%.2f",
                     self.node, requeued, wasted)
         return requeued, wasted

@@ -32,6 +32,22 @@ class Message:
     pop_receipt: str
     dequeue_count: int
     last_error: str | None = None
+    unreadable: str = ""  # why the stored content could not be read as text: poisoned on receipt
+
+
+def decode_stored(raw: bytes | str) -> tuple[str, str | None, str]:
+    """(body, last error, why unreadable) from the stored bytes of a message, whoever wrote them.
+
+    Content that is not UTF-8 text keeps a readable rendering as its body (for the poison record)
+    and says why it cannot be work; `WorkQueue.receive` poisons it at once, alone.
+    """
+    if isinstance(raw, str):
+        return (*decode_content(raw), "")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return raw.decode("utf-8", "backslashreplace"), None, f"message content is not UTF-8 text ({err})"
+    return (*decode_content(text), "")
 
 
 def encode_content(body: str, last_error: str | None) -> str:
@@ -101,7 +117,9 @@ class WorkQueue(ABC):
         """Lease up to *n* messages; those delivered too often go to the poison queue instead."""
         kept: list[Message] = []
         for message in self._lease(n, visibility_timeout):
-            if message.dequeue_count > self.max_deliveries:
+            if message.unreadable:
+                self.poison(message, message.unreadable, on_poison)
+            elif message.dequeue_count > self.max_deliveries:
                 reason = (
                     f"delivered {message.dequeue_count} times without completing; last error: "
                     f"{message.last_error or 'none recorded (the consumer stopped mid-task)'}"

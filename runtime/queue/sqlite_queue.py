@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from runtime.errors import LeaseLost, QueueError
-from runtime.queue.base import Message, WorkQueue, decode_content, encode_content
+from runtime.queue.base import Message, WorkQueue, decode_stored, encode_content
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -95,7 +95,8 @@ class SqliteQueue(WorkQueue):
         leased: list[Message] = []
         with self._db.transaction() as conn:
             rows = conn.execute(
-                "SELECT id, content, dequeue_count FROM messages "
+                # As bytes: a row that is not UTF-8 text must not fail the whole lease.
+                "SELECT id, CAST(content AS BLOB), dequeue_count FROM messages "
                 "WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?",
                 (self.name, now, n),
             ).fetchall()
@@ -106,8 +107,8 @@ class SqliteQueue(WorkQueue):
                     "dequeue_count = dequeue_count + 1 WHERE id = ?",
                     (receipt, now + visibility_timeout, msg_id),
                 )
-                body, error = decode_content(content)
-                leased.append(Message(msg_id, body, receipt, count + 1, error))
+                body, error, unreadable = decode_stored(content)
+                leased.append(Message(msg_id, body, receipt, count + 1, error, unreadable))
         return leased
 
     def _update(self, message: Message, visible_at: float, content: str | None) -> str:

@@ -18,7 +18,7 @@ from runtime.queue.sqlite_queue import SqliteQueue
 from runtime.records import audio_key, read_heartbeats, read_usage, result_key
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
-from runtime.work import TaskOptions, TranscriptResult
+from runtime.work import TaskOptions, TranscriptResult, WorkItem
 from tests.conftest import DEMO_SAMPLE, FakeClock
 from tests.support.azurite import ACCOUNT, Azurite
 
@@ -247,3 +247,48 @@ def test_word_timestamps_when_asked(settings: Settings, whisper: Transcriber) ->
     _, plain_cues = assemble(store, plain.job)
     assert all(c.words is None for c in plain_cues)
     assert "words" not in json.loads(render(plain_cues, "json"))["cues"][0]
+
+
+def test_resubmits_before_any_agent_enqueue_each_segment_once(settings: Settings, whisper: Transcriber) -> None:
+    """Four submits of an unfinished job: one message per segment, each segment's work counted once,
+    and a batch's engine time shared by audio length."""
+    queue, store = backends(settings)
+    reports = [submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10) for _ in range(4)]
+    segments = reports[0].segments
+    assert [r.enqueued for r in reports] == [segments, 0, 0, 0]
+    assert queue.approximate_count() == segments
+    run_agent(settings, whisper)
+    done = [r for r in read_usage(store) if r.outcome == "done"]
+    assert sorted(r.segment for r in done) == sorted(ref.id for ref in load_manifest(store, reports[0].job).segments)
+    by_batch: dict[float, list[float]] = {}
+    for r in done:
+        by_batch.setdefault(r.started_at, []).append(r.gpu_seconds / r.audio_seconds)
+    assert any(len(rates) > 1 for rates in by_batch.values())
+    for rates in by_batch.values():  # GPU seconds per audio second is the same within a batch
+        assert max(rates) - min(rates) < 1e-3 * max(rates) + 1e-6
+    again = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10)
+    assert again.enqueued == segments  # finished: enqueued again, answered from the cache
+    run_agent(settings, Failing())
+    assert [r.outcome for r in read_usage(store)][len(done):] == ["cache-hit"] * segments
+
+
+def test_the_same_segment_twice_in_one_lease_runs_once(settings: Settings, whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    [message] = queue.receive(32, 30) if report.segments == 1 else queue.receive(1, 30)
+    for _ in range(3):
+        queue.send(message.body)  # redelivered copies (a lost delete, a stale lease)
+    queue.release(message, 0)
+    run_agent(settings, whisper)
+    outcomes = [r.outcome for r in read_usage(store) if r.segment == WorkItem.decode(message.body).segment]
+    assert sorted(outcomes) == ["cache-hit", "cache-hit", "cache-hit", "done"]
+
+
+def test_a_poisoned_segment_is_enqueued_again_by_a_resubmit(settings: Settings) -> None:
+    settings = replace(settings, max_deliveries=1)
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, Failing())
+    assert len(job_status(store, report.job).poisoned) == report.segments
+    again = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    assert again.enqueued == report.segments and job_status(store, report.job).queued == report.segments

@@ -131,3 +131,26 @@ def test_foreign_content_is_a_bare_body(queue_ut: QueueUnderTest) -> None:
     q.send("not json at all {")
     [msg] = q.receive(1, 30)
     assert msg.body == "not json at all {"
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff\xfe binary", "caf\udce9".encode("utf-8", "surrogateescape")])
+def test_an_undecodable_row_is_poisoned_alone(tmp_path: Path, content: bytes) -> None:
+    """A BLOB or invalid UTF-8 row (written by anything but spotkit) goes to the poison queue with its
+    reason; the message leased beside it is delivered as usual."""
+    import sqlite3
+
+    from runtime.queue.sqlite_queue import SqliteQueue
+
+    q = SqliteQueue(tmp_path / "q.db")
+    q.send("innocent")
+    with sqlite3.connect(tmp_path / "q.db") as conn:
+        conn.execute("INSERT INTO messages (id, queue, content, visible_at) VALUES ('bad', 'work', ?, 0)",
+                     (content,))
+    poisoned: list[tuple[str, str]] = []
+    [msg] = q.receive(5, 30, on_poison=lambda m, why: poisoned.append((m.id, why)))
+    assert msg.body == "innocent"
+    [(bad_id, why)] = poisoned
+    assert bad_id == "bad" and "not UTF-8 text" in why
+    [record] = q.poison_queue().receive(5, 30)
+    assert json.loads(record.body)["error"] == why
+    assert q.approximate_count() == 1  # only the innocent one, leased

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runtime.errors import BadMessage
 from runtime.media import Pcm
@@ -48,3 +50,28 @@ def test_work_item_round_trip_and_size() -> None:
 def test_malformed_items_are_bad_messages(body: str, reason: str) -> None:
     with pytest.raises(BadMessage, match=reason):
         WorkItem.decode(body)
+
+
+@pytest.mark.parametrize("body, reason", [
+    (json.dumps({"v": 1, "job": "j", "segment": "a" * 64, "options": [1], "seconds": 1}), "not task options"),
+    (json.dumps({"v": 1, "job": "j", "segment": "a" * 64, "options": {"language": 5}, "seconds": 1}),
+     "is not a str"),
+    (json.dumps({"v": 1, "job": "j", "segment": "a" * 64, "options": {}, "seconds": "long"}),
+     "not a segment length"),
+    (json.dumps({"v": 1, "job": 7, "segment": "a" * 64, "options": {}, "seconds": 1}), "must be strings"),
+    ("[" * 100_000, "malformed"),
+])
+def test_wrongly_typed_items_are_bad_messages(body: str, reason: str) -> None:
+    with pytest.raises(BadMessage, match=reason):
+        WorkItem.decode(body)
+
+
+@given(st.text(max_size=300) | st.builds(json.dumps, st.dictionaries(st.sampled_from(
+    ["v", "job", "segment", "options", "seconds"]), st.none() | st.integers() | st.text() | st.floats()
+    | st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=5)))))
+def test_any_message_is_an_item_or_a_bad_message(body: str) -> None:
+    try:
+        item = WorkItem.decode(body)
+    except BadMessage:
+        return
+    assert isinstance(item, WorkItem) and item.options.task in ("transcribe", "translate")
