@@ -41,7 +41,7 @@ from runtime.queue.base import Message, WorkQueue
 from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
-from runtime.work import TRANSLATE, TaskOptions, WorkItem
+from runtime.work import TRANSLATE, TaskOptions, WorkItem, segment_id
 
 log = logging.getLogger("spotkit.agent")
 
@@ -252,6 +252,10 @@ class Agent:
             return False
         except MediaError as err:
             self.settler.poison(pending.message, f"segment audio is corrupt: {err}")
+            return False
+        if segment_id(pcm, item.options) != item.segment:  # the id is the content: check it
+            self.settler.poison(pending.message, f"segment audio {audio_key(item.segment)} does not match its "
+                                                 "content hash (corrupted in the store); resubmit the media file")
             return False
         pending.audio = AudioItem(item.segment, pcm, item.options)
         return True

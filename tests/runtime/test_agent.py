@@ -292,3 +292,19 @@ def test_a_poisoned_segment_is_enqueued_again_by_a_resubmit(settings: Settings) 
     assert len(job_status(store, report.job).poisoned) == report.segments
     again = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
     assert again.enqueued == report.segments and job_status(store, report.job).queued == report.segments
+
+
+def test_segment_audio_corrupted_mid_blob_is_poisoned(settings: Settings, whisper: Transcriber) -> None:
+    """A flipped byte in the middle of a stored FLAC may still decode — into other samples. The id is a
+    hash of the samples: recomputed, it exposes the damage and the segment is poisoned with the reason."""
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    key = audio_key(load_manifest(store, report.job).segments[0].id)
+    data = bytearray(store.get(key))
+    for offset in range(len(data) // 2, len(data) // 2 + 64):
+        data[offset] ^= 0x5A
+    store.put(key, bytes(data))
+    run_agent(settings, whisper)
+    [poisoned] = job_status(store, report.job).poisoned
+    assert "does not match its content hash" in poisoned["reason"]
+    assert not store.exists(result_key("transcribe", load_manifest(store, report.job).segments[0].id))
