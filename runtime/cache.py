@@ -1,8 +1,17 @@
 """Results by content hash: the node's disk (the persistent data disk in production) first, then
-the shared store. Work is never done twice: a hit in either place skips the engine."""
+the shared store. Work is never done twice: a hit in either place skips the engine.
+
+Nothing is trusted unread: every copy, on disk or in the store, is parsed and its checksum checked
+(`TranscriptResult.from_bytes`). A bad disk copy is deleted and the store asked; a bad store copy is
+a miss — the segment is run again — and the fresh result replaces it. A bad copy is never uploaded.
+
+A fresh result is kept on the node's disk first (fsynced), then published to the store: when the
+store is down the result survives on disk and only the upload is retried, never the engine work.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +19,18 @@ from pathlib import Path
 from runtime.errors import NotFound
 from runtime.records import result_key
 from runtime.store.base import ObjectStore
+from runtime.work import BadResult, TranscriptResult
+
+log = logging.getLogger("spotkit.cache")
+
+
+def verified(data: bytes, where: str) -> bytes | None:
+    try:
+        TranscriptResult.from_bytes(data, where)
+    except BadResult as err:
+        log.warning("event=bad-result where=%s error=%r (not trusted)", where, str(err))
+        return None
+    return data
 
 
 class ResultCache:
@@ -21,31 +42,52 @@ class ResultCache:
         return self.cache_dir / result_key(task, segment)
 
     def get(self, task: str, segment: str) -> tuple[bytes, str] | None:
-        """The result and where it came from (``disk`` or ``store``), or None on a miss.
+        """A verified result and where it came from (``disk`` or ``store``), or None on a miss.
 
-        A disk hit the store lacks (an upload cut short by an eviction) is uploaded now.
+        A disk hit the store lacks (an upload cut short by an eviction or an outage) is published now.
         """
         path = self._disk(task, segment)
+        key = result_key(task, segment)
         if path.is_file():
-            data = path.read_bytes()
-            key = result_key(task, segment)
-            if not self.store.exists(key):  # a cheap check; the bytes travel only when missing
-                self.store.put_if_absent(key, data)
-            return data, "disk"
+            data = verified(path.read_bytes(), str(path))
+            if data is not None:
+                self.publish(task, segment, data)
+                return data, "disk"
+            path.unlink(missing_ok=True)
         try:
-            data = self.store.get(result_key(task, segment))
+            data = verified(self.store.get(key), key)
         except NotFound:
             return None
+        if data is None:
+            return None  # run it again; `put` replaces the bad copy
         self._write_disk(path, data)
         return data, "store"
 
-    def put(self, task: str, segment: str, data: bytes) -> bytes:
-        """Store a fresh result; if another node got there first, theirs wins and is returned."""
-        key = result_key(task, segment)
-        if not self.store.put_if_absent(key, data):
-            data = self.store.get(key)
+    def keep(self, task: str, segment: str, data: bytes) -> None:
+        """A fresh result, on the node's disk (survives a store outage and a restart)."""
         self._write_disk(self._disk(task, segment), data)
-        return data
+
+    def publish(self, task: str, segment: str, data: bytes) -> bytes:
+        """Make the result the store's; if a valid one is there already (another node's), it wins and
+        is returned — and kept on disk; a bad one there is replaced."""
+        key = result_key(task, segment)
+        if self.store.exists(key):
+            theirs = verified(self.store.get(key), key)
+        elif self.store.put_if_absent(key, data):
+            return data
+        else:
+            theirs = verified(self.store.get(key), key)
+        if theirs is None:
+            self.store.put(key, data)
+            return data
+        if theirs != data:
+            self._write_disk(self._disk(task, segment), theirs)
+        return theirs
+
+    def put(self, task: str, segment: str, data: bytes) -> bytes:
+        """`keep`, then `publish`."""
+        self.keep(task, segment, data)
+        return self.publish(task, segment, data)
 
     @staticmethod
     def _write_disk(path: Path, data: bytes) -> None:
@@ -53,4 +95,14 @@ class ResultCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        try:  # the rename itself survives a power cut only once the directory is synced
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -38,6 +38,7 @@ class Settings:
     idle_seconds: float = 3.0
     heartbeat_seconds: float = 5.0
     retry_seconds: float = 2.0
+    store_retry_seconds: float = 300.0  # how long a fresh result's upload is retried through a store outage
     # Prior for the drain decision until the first batch is measured (engine s per audio s).
     engine_seconds_per_audio_second: float = 0.05
     # Eviction handling (docs/eviction.md).
@@ -76,6 +77,7 @@ class Settings:
             ("idle_seconds", self.idle_seconds > 0, "must be positive"),
             ("heartbeat_seconds", self.heartbeat_seconds > 0, "must be positive"),
             ("retry_seconds", self.retry_seconds >= 0, "must be 0 or more"),
+            ("store_retry_seconds", self.store_retry_seconds >= 0, "must be 0 or more"),
             ("metrics_port", 0 <= self.metrics_port <= 65535, "must be a TCP port, or 0 for none"),
             ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
             ("node_name", bool(self.node_name.strip()), "must not be empty"),

@@ -1,12 +1,22 @@
 """The project's own error types.
 
 SDK and library exceptions are mapped to these at the boundary (queue, store, media, engine), so the
-agent and the CLI deal with one vocabulary and every message can say what to do next.
+agent and the CLI deal with one vocabulary and every message can say what to do next. Each error
+says of what *kind* it is: ``transient`` (a retry of the same call may succeed: a network fault,
+throttling, an outage) or not (bad input, bad work, a missing object, a refused credential). Retries
+and poisoning decide by that kind (`runtime.retry`), never by the message's text.
 """
 
 
 class SpotkitError(Exception):
     """Base class; the CLI prints ``str(err)`` as a one-line error and exits non-zero."""
+
+    transient = False
+
+    def __init__(self, *args: object, transient: bool | None = None) -> None:
+        super().__init__(*args)
+        if transient is not None:
+            self.transient = transient
 
 
 class ConfigError(SpotkitError):
@@ -20,6 +30,8 @@ class MediaError(SpotkitError):
 class QueueError(SpotkitError):
     """The queue backend failed in a way a retry may fix (network, throttling, locked database)."""
 
+    transient = True
+
 
 class LeaseLost(QueueError):
     """The pop receipt is stale: another consumer holds the message now, or it was deleted.
@@ -28,13 +40,19 @@ class LeaseLost(QueueError):
     written write-if-absent, so nothing is lost or duplicated.
     """
 
+    transient = False
+
 
 class StoreError(SpotkitError):
-    """The store backend failed."""
+    """The store backend failed (transient unless the backend says otherwise: a refused credential)."""
+
+    transient = True
 
 
 class NotFound(StoreError):
     """No object under that key."""
+
+    transient = False
 
 
 class EngineError(SpotkitError):

@@ -29,6 +29,7 @@ from runtime.records import (
 from runtime.segmenter import find_speech, pack_spans, to_source_seconds
 from runtime.store.base import ObjectStore
 from runtime.work import (
+    BadResult,
     JobManifest,
     SegmentRef,
     TaskOptions,
@@ -227,10 +228,13 @@ def assemble(store: ObjectStore, job: str, language: str = "") -> tuple[JobManif
             if language:
                 key = translation_key(transcript, manifest.translator_model, language)
                 transcript = store.get(translation_result_key(key))
-            result = TranscriptResult.from_bytes(transcript)
+            result = TranscriptResult.from_bytes(transcript, f"of segment {ref.index} ({ref.id[:12]})")
         except NotFound:
             missing += 1
             continue
+        except BadResult as err:
+            raise SpotkitError(f"job {job}: {err}; resubmit the media file (`spotkit submit`) and the agents "
+                               "will redo that segment and replace it") from None
         spans = [(int(a), int(b)) for a, b in ref.spans]
         for cue in result.cues:
             if cue.text.strip():

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from runtime.errors import BadMessage
+from runtime.errors import BadMessage, SpotkitError
 from runtime.media import Pcm
 
 TRANSCRIBE = "transcribe"
@@ -156,6 +156,10 @@ class WorkItem:
         raise BadMessage(f"malformed work item ({problem}): {preview!r}")
 
 
+class BadResult(SpotkitError):
+    """A stored result cannot be trusted (not a result, truncated, or its checksum does not match)."""
+
+
 @dataclass(frozen=True)
 class Cue:
     start: float  # seconds from the start of the segment's audio
@@ -178,7 +182,10 @@ class TranscriptResult:
         return " ".join(c.text.strip() for c in self.cues).strip()
 
     def to_bytes(self) -> bytes:
-        return canonical_json(self.as_json())
+        """Canonical JSON sealed with the SHA-256 of its own content, so a truncated or damaged copy
+        (a node disk cut off mid-write, a flipped bit) is recognised and never trusted."""
+        body = self.as_json()
+        return canonical_json({**body, "sha256": hashlib.sha256(canonical_json(body)).hexdigest()})
 
     def translated(self, language: str, model: str, engine: str, texts: list[str],
                    tokens: int) -> TranscriptResult:
@@ -187,10 +194,21 @@ class TranscriptResult:
         return TranscriptResult(self.segment, model, engine, language, cues, tokens)
 
     @staticmethod
-    def from_bytes(data: bytes) -> TranscriptResult:
-        raw = json.loads(data)
-        raw["cues"] = [Cue(**c) for c in raw["cues"]]
-        return TranscriptResult(**raw)
+    def from_bytes(data: bytes, where: str = "") -> TranscriptResult:
+        """Parse and verify a stored result; `BadResult` if it is not one or its seal does not match."""
+        label = f"result {where}".strip()
+        try:
+            raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            seal = raw.pop("sha256", None)
+            if seal != hashlib.sha256(canonical_json(raw)).hexdigest():
+                raise ValueError("its checksum does not match its content" if seal else "it has no checksum")
+            cues = [Cue(float(c["start"]), float(c["end"]), str(c["text"]), c.get("words")) for c in raw["cues"]]
+            return TranscriptResult(str(raw["segment"]), str(raw["model"]), str(raw["engine"]),
+                                    str(raw["language"]), cues, int(raw.get("tokens", 0)))
+        except (ValueError, KeyError, TypeError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+            raise BadResult(f"{label} is corrupt ({err or type(err).__name__})") from None
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)

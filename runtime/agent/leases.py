@@ -53,11 +53,12 @@ class LeaseSet:
         """Run a final queue action (delete, release, fail, poison) with the current receipt.
 
         Returns False when the lease was already lost; the action is then skipped, because the
-        message belongs to another consumer now.
+        message belongs to another consumer now. Any other failure (the queue is down) keeps the
+        message held — renewed, and settled again on the next try — and is raised.
         """
         with self._lock:
             message = self._held.pop(message_id, None)
-            self._segments.pop(message_id, None)
+            segment = self._segments.pop(message_id, None)
             if message is None:
                 return False
             try:
@@ -67,6 +68,16 @@ class LeaseSet:
                 log.warning("lease lost on %s: %s (another node holds it; results are "
                             "write-if-absent, nothing duplicated)", message_id, err)
                 return False
+            except Exception:
+                self._held[message_id] = message
+                if segment is not None:
+                    self._segments[message_id] = segment
+                raise
+
+    def messages(self) -> list[Message]:
+        """The held messages, with their current pop receipts (work carried over a failed iteration)."""
+        with self._lock:
+            return list(self._held.values())
 
     def renew_all(self, visibility_timeout: int) -> int:
         """Extend every lease; drops those lost. Returns how many were renewed."""

@@ -39,6 +39,7 @@ from runtime.engines.base import AudioItem, Transcriber, Translator
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
+from runtime.retry import Backoff, retry_transient
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
 from runtime.work import TRANSLATE, TaskOptions, WorkItem, segment_id
@@ -63,6 +64,7 @@ class Agent:
         self.settings, self.queue, self.store, self.clock = settings, queue, store, clock
         self.node = settings.node_name
         self.until_idle = until_idle
+        self.backoff = Backoff(base_seconds=0.5, cap_seconds=60.0)
         self._make_transcriber, self._make_translator = transcriber, translator
         self.engine: Transcriber | None = None
         self.lifecycle = Lifecycle(exit_when_drained)
@@ -142,8 +144,12 @@ class Agent:
 
     # -- main loop --------------------------------------------------------------------------
     def _loop(self) -> int:
+        """Pull and handle until told to stop. A failed iteration is retried with a growing delay:
+        after a transient failure (a backend outage) the leased messages are kept — renewed, and
+        handled again next time — so an outage burns no deliveries; after any other failure they are
+        handed back. The agent gives up after `MAX_IDENTICAL_FAILURES` failures of one kind in a row."""
         idle_since: float | None = None
-        last_error, repeats = "", 0
+        failures, last_kind = 0, ""
         stop = self.lifecycle.stop
         while not stop.is_set():
             if self.lifecycle.draining:
@@ -153,9 +159,10 @@ class Agent:
                 stop.wait(0.05)
                 continue
             try:
-                self.lifecycle.report("working" if len(self.leases) else "idle")
-                messages = self.queue.receive(self.settings.batch_size, self.settings.lease_seconds,
-                                              on_poison=self.settler.record_poison)
+                carried = self.leases.messages()  # kept over a transient failure: finish them first
+                self.lifecycle.report("working" if carried else "idle")
+                messages = carried or self.queue.receive(self.settings.batch_size, self.settings.lease_seconds,
+                                                         on_poison=self.settler.record_poison)
                 if messages:
                     idle_since = None
                     self.lifecycle.report("working")
@@ -169,17 +176,21 @@ class Agent:
                         log.info("node=%s event=idle-exit", self.node)
                         return 0
                     stop.wait(0.25)
-                last_error, repeats = "", 0
+                failures, last_kind = 0, ""
             except SpotkitError as err:
                 self.metrics.errors.labels(self.node).inc()
-                self.settler.requeue_leased(str(err))
-                repeats = repeats + 1 if str(err) == last_error else 1
-                last_error = str(err)
-                log.warning("node=%s event=iteration-failed repeats=%d error=%r", self.node, repeats, last_error)
-                if repeats >= MAX_IDENTICAL_FAILURES:
-                    log.error("node=%s event=giving-up error=%r", self.node, last_error)
+                kind = "transient" if err.transient else type(err).__name__
+                if not err.transient:
+                    self.settler.requeue_leased(str(err))
+                failures = failures + 1 if kind == last_kind else 1
+                last_kind = kind
+                delay = self.backoff.delay(failures)
+                log.warning("node=%s event=iteration-failed kind=%s failures=%d retry_in=%.1f held=%d error=%r",
+                            self.node, kind, failures, delay, len(self.leases), str(err))
+                if failures >= MAX_IDENTICAL_FAILURES:
+                    log.error("node=%s event=giving-up kind=%s error=%r", self.node, kind, str(err))
                     return 1
-                stop.wait(min(30.0, 0.5 * 2 ** repeats))
+                stop.wait(delay)
         return 0
 
     def _interrupted(self) -> bool:
@@ -279,12 +290,24 @@ class Agent:
             if took is None:  # abandoned mid-batch by a drain: another node redoes it
                 return
             for item, result, share in zip(pending, results, batch.shares(took), strict=True):
-                self.cache.put(item.item.options.task, item.item.segment, result.to_bytes())
+                task, segment, data = item.item.options.task, item.item.segment, result.to_bytes()
+                self.cache.keep(task, segment, data)  # on the node's disk first: the engine work is safe
+                self._publish(task, segment, data)
                 self.metrics.audio_seconds.labels(self.node).inc(item.item.seconds)
                 self.settler.done(item, "done", batch.started, engine=result.engine, model=result.model,
                                   tokens_out=result.tokens, gpu_seconds=share)
         finally:
             self.batches.end(batch)
+
+    def _publish(self, task: str, segment: str, data: bytes) -> None:
+        """Upload a fresh result, retrying a store outage in place (the lease is renewed meanwhile);
+        past `store_retry_seconds` the iteration fails and the result waits on the node's disk."""
+        def retrying(attempt: int, err: SpotkitError, delay: float) -> None:
+            log.warning("node=%s event=upload-retry segment=%s attempt=%d retry_in=%.1f error=%r",
+                        self.node, segment[:12], attempt, delay, str(err))
+
+        retry_transient(lambda: self.cache.publish(task, segment, data), self.backoff, self.lifecycle.stop.wait,
+                        self.settings.store_retry_seconds, self.clock, retrying)
 
     def _record_boot(self, load_started: float) -> None:
         """When this node became ready, and how long since the OS booted: the controller's boot time."""

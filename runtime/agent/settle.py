@@ -78,11 +78,16 @@ class Settler:
         node did no work for it and the requeue is already counted. Engine work is always counted.
         """
         self.before_delete(pending.item)  # before the delete: a crash re-delivers, never loses them
+        if outcome == "done":  # the engine's work happened: counted now, whatever the delete does
+            self._count_done(pending, outcome, started, engine, model, tokens_out, tokens_in, gpu_seconds)
         settled = self.leases.settle(pending.message.id, self.queue.delete)
         if settled and pending.item.options.task == TRANSCRIBE:
             self._forget_queued(pending.item.segment)
-        if not settled and outcome == "cache-hit":
-            return
+        if settled and outcome != "done":
+            self._count_done(pending, outcome, started, engine, model, tokens_out, tokens_in, gpu_seconds)
+
+    def _count_done(self, pending: Pending, outcome: str, started: float, engine: str, model: str,
+                    tokens_out: int, tokens_in: int, gpu_seconds: float) -> None:
         self._add(processed=1, cache_hits=1 if outcome == "cache-hit" else 0)
         self._record(pending.item, outcome, started, tokens_out=tokens_out, tokens_in=tokens_in,
                      engine=engine, model=model, gpu_seconds=gpu_seconds)
@@ -116,7 +121,10 @@ class Settler:
         except BadMessage:
             return
         record = PoisonRecord(item.segment, item.job, reason, self.clock(), self.node)
-        self.store.put(poison_key(item.segment), dump(record))
+        try:
+            self.store.put(poison_key(item.segment), dump(record))
+        except SpotkitError as err:  # the poison queue holds the reason too; `status` just will not show it
+            log.warning("node=%s event=poison-record-failed segment=%s error=%r", self.node, item.segment, str(err))
 
     def requeue_leased(self, why: str, keep: frozenset[str] = frozenset()) -> int:
         """Hand back (visible at once) every leased message but those in *keep* (the running batch)."""

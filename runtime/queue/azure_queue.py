@@ -48,12 +48,13 @@ class AzureQueue(WorkQueue):
         except ResourceNotFoundError as err:
             if getattr(err, "error_code", None) == "QueueNotFound":
                 raise QueueError(f"queue {self.name!r} does not exist on {self.account}; "
-                                 "run `pulumi up` or create it") from None
+                                 "run `pulumi up` or create it", transient=False) from None
             raise LeaseLost(f"{what}: message no longer there (leased again or deleted)") from None
         except HttpResponseError as err:
             if getattr(err, "error_code", None) == "PopReceiptMismatch":
                 raise LeaseLost(f"{what}: pop receipt is stale (leased again)") from None
-            raise QueueError(f"{what} on Azure queue {self.name!r}: {err.message}") from None
+            raise QueueError(f"{what} on Azure queue {self.name!r}: {err.message}",
+                             transient=err.status_code not in (400, 401, 403)) from None
         except AzureError as err:
             raise QueueError(f"{what} on Azure queue {self.name!r}: {err}") from None
 

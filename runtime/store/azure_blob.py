@@ -39,7 +39,10 @@ class AzureBlobStore(ObjectStore):
             )
 
     def _fail(self, what: str, err: AzureError) -> StoreError:
-        return StoreError(f"{what} on {self.url}: {getattr(err, 'message', None) or err}")
+        # A refused credential or a missing container will not heal by retrying; the rest may.
+        status = getattr(err, "status_code", None)
+        return StoreError(f"{what} on {self.url}: {getattr(err, 'message', None) or err}",
+                          transient=status not in (400, 401, 403, 404, 409))
 
     def ensure(self) -> None:
         try:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from runtime.agent import Agent
 from runtime.config import Settings
 from runtime.engines.base import AudioItem, Transcriber
-from runtime.errors import EngineError
+from runtime.errors import EngineError, SpotkitError
 from runtime.formats import render
 from runtime.jobs import assemble, job_status, load_manifest, submit
 from runtime.queue import open_queue
@@ -21,6 +24,7 @@ from runtime.store.base import ObjectStore
 from runtime.work import TaskOptions, TranscriptResult, WorkItem
 from tests.conftest import DEMO_SAMPLE, FakeClock
 from tests.support.azurite import ACCOUNT, Azurite
+from tests.support.flaky_store import FlakyStore
 
 
 def backends(settings: Settings, env: dict[str, str] | None = None) -> tuple[WorkQueue, ObjectStore]:
@@ -308,3 +312,68 @@ def test_segment_audio_corrupted_mid_blob_is_poisoned(settings: Settings, whispe
     [poisoned] = job_status(store, report.job).poisoned
     assert "does not match its content hash" in poisoned["reason"]
     assert not store.exists(result_key("transcribe", load_manifest(store, report.job).segments[0].id))
+
+
+def test_a_store_outage_mid_batch_poisons_nothing_and_redoes_no_work(settings: Settings, whisper: Transcriber) -> None:
+    """The store refuses every write for a few seconds while results come out of the engine: they wait
+    on the node's disk, only the upload is retried (with a growing delay), no delivery is burnt."""
+    settings = replace(settings, max_deliveries=2, batch_size=2)
+    queue, inner = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, inner, TaskOptions(), 10)
+    store = FlakyStore(inner)
+
+    class OutageAfterEngine(Transcriber):
+        engine, model = whisper.engine, whisper.model
+
+        def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
+            results = whisper.transcribe_batch(items)
+            if not store.failure_times:
+                store.outage(4.0)  # the results are ready; the store goes away
+            return results
+
+    agent = Agent(settings, queue, store, lambda: OutageAfterEngine(), until_idle=True)
+    assert agent.run() == 0
+    status = job_status(inner, report.job)
+    assert status.complete and not status.poisoned
+    assert queue.poison_queue().approximate_count() == 0
+    done = [r for r in read_usage(inner) if r.outcome == "done"]
+    assert len(done) == report.segments == len({r.segment for r in done})  # each segment's work once
+    gaps = [b - a for a, b in itertools.pairwise(store.failure_times)]
+    assert store.failures >= 3 and max(gaps) > 2 * min(gaps)  # backing off, not hammering
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"segment": "trunc', None])
+def test_a_damaged_disk_result_is_recomputed_never_uploaded(settings: Settings, whisper: Transcriber,
+                                                            damage: bytes | None) -> None:
+    """A node disk cut off mid-write (empty, truncated) or a result whose content no longer matches its
+    checksum: not served, not uploaded; the segment is run again and the good result replaces it."""
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, whisper)
+    reference = {k: store.get(k) for k in store.list("results/")}
+    for key, data in reference.items():
+        store.delete(key)
+        bad = damage if damage is not None else data.replace(b'"text":"', b'"text":"X', 1)
+        (settings.cache_dir / key).write_bytes(bad)
+    submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, whisper)
+    assert {k: store.get(k) for k in store.list("results/")} == reference  # recomputed, byte-identical
+    assert all((settings.cache_dir / k).read_bytes() == v for k, v in reference.items())
+    assert len([r for r in read_usage(store) if r.outcome == "done"]) == 2 * report.segments
+
+
+def test_a_corrupt_result_in_the_store_is_a_clear_error_then_replaced(settings: Settings,
+                                                                      whisper: Transcriber) -> None:
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)
+    run_agent(settings, whisper)
+    key = store.list("results/")[0]
+    good = store.get(key)
+    store.put(key, good[: len(good) // 2])
+    (settings.cache_dir / key).unlink()  # only the store's copy is left, and it is bad
+    with pytest.raises(SpotkitError, match=r"is corrupt.*resubmit"):
+        assemble(store, report.job)
+    submit(DEMO_SAMPLE, queue, store, TaskOptions(), 30)  # the fix a user is told to run
+    run_agent(settings, whisper)
+    assert store.get(key) == good
+    assert render(assemble(store, report.job)[1], "txt")

@@ -8,11 +8,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from runtime.config import Settings, load_settings
 from runtime.formats import render
 from runtime.jobs import assemble, job_status, submit
 from runtime.local_agents import start_agent, stop_agent
 from runtime.queue import open_queue
+from runtime.records import read_usage
 from runtime.store import open_store
 from runtime.work import TaskOptions
 from tests.conftest import DEMO_SAMPLE
@@ -104,3 +107,36 @@ def test_sigterm_requeues_in_flight_and_exits_zero(tmp_path: Path) -> None:
         queue.release(message, 0)
     run_to_completion(settings, "second")
     assert job_status(store, job).complete
+
+
+def _chattr(path: Path, flag: str) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_a_read_only_store_for_seconds_poisons_nothing(tmp_path: Path) -> None:
+    """The real outage: the results directory made immutable (chattr +i) under a working agent
+    process. Needs root and a file system with the attribute (ext4 here); CI runs as root."""
+    settings = replace(fleet_settings(tmp_path), lease_seconds=30, max_deliveries=2)
+    job = submit_sample(settings)
+    store = open_store(settings.store)
+    results = settings.home / "store" / "results" / "transcribe"
+    agent = start_agent(settings, "outage", "--until-idle")
+    wait_for(lambda: job_status(store, job).done >= 1, 120, "first results")
+    if not _chattr(results, "+i"):
+        agent.kill()
+        pytest.skip("chattr +i is not permitted here (needs root and ext4/xfs); the FlakyStore test covers CI")
+    try:
+        time.sleep(6)  # the outage: every result upload fails meanwhile
+        done_during = job_status(store, job).done
+    finally:
+        _chattr(results, "-i")
+    assert agent.wait(180) == 0, (settings.home / "logs" / "outage.log").read_text()
+    status = job_status(store, job)
+    assert status.complete and not status.poisoned and done_during < status.total
+    done = [r for r in read_usage(store) if r.outcome == "done"]
+    assert len(done) == status.total == len({r.segment for r in done})
