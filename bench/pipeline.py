@@ -74,7 +74,7 @@ def main() -> None:
 
     from faster_whisper import WhisperModel
 
-    from runtime.engines.faster_whisper_engine import resolve_model_path
+    from runtime.models import resolve_model_path
 
     model = WhisperModel(resolve_model_path("tiny.en", ""), device="cpu", compute_type="int8")
     base, ours, segments = [], [], 0

@@ -38,7 +38,7 @@ SECRET_ENV_VARS: dict[str, str] = {
     "hf-token": "HF_TOKEN",  # Hugging Face token, for gated models (read by huggingface_hub)
     "openai-api-key": "OPENAI_API_KEY",  # the translator's openai provider (read by the OpenAI client)
 }
-# The model that ships inside the spotkit package (runtime.engines.faster_whisper_engine.PACKAGED_MODEL);
+# The model that ships inside the spotkit package (runtime.models.PACKAGED_MODEL);
 # any other model is downloaded once to the data disk by spotkit-models.service.
 PACKAGED_MODEL = "tiny.en"
 # The agent drains within this after SIGTERM; spotkit-agent.service's TimeoutStopSec=25 leaves margin,

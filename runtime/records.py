@@ -37,6 +37,7 @@ HEARTBEATS = "heartbeats/"
 EVICTIONS = "evictions/"
 BOOTS = "boots/"
 DRAIN_REQUESTS = "drain-requests/"
+DRAINED_FOR = "drained-events/"
 AUDIT = "audit/controller/"
 CONTROL = "control/"
 MODELS = "models/"
@@ -57,6 +58,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
     (f"{EVICTIONS}day=YYYY-MM-DD/<node>-<event>.json", "watcher",
      "one per drain: eviction, SIGTERM, operator (`EvictionRecord`)"),
     (f"{DRAIN_REQUESTS}<node>.json", "`spotkit node drain`", "deleted by `undrain` (`DrainRequest`)"),
+    (f"{DRAINED_FOR}<event>/<vm>.json", "watcher", "this VM drained for an event naming several "
+     "(`DrainedMarker`): the last to drain acknowledges"),
     (f"{AUDIT}day=YYYY-MM-DD/<ms>-<rand>.json", "controller", "every scaling decision (`AuditRecord`)"),
     (f"{CONTROL}routing.json", "controller", "the current routing (`RoutingRecord`)"),
     (f"{MODELS}<model>/manifest.json, …/files/<file>", "`spotkit models publish`",
@@ -117,6 +120,10 @@ def drain_request_key(node: str) -> str:
     return f"{DRAIN_REQUESTS}{node}.json"
 
 
+def drained_marker_key(event_id: str, vm: str) -> str:
+    return f"{DRAINED_FOR}{event_id}/{vm}.json"
+
+
 def audit_prefix(day: str | None = None) -> str:
     return f"{AUDIT}day={day}/" if day else AUDIT
 
@@ -131,6 +138,14 @@ ROUTING_KEY = f"{CONTROL}routing.json"
 def model_prefix(folder: str) -> str:
     """The mirror of one model (*folder* is `runtime.models.folder_name` of it)."""
     return f"{MODELS}{folder}/"
+
+
+def model_manifest_key(folder: str) -> str:
+    return f"{model_prefix(folder)}manifest.json"
+
+
+def model_file_key(folder: str, name: str) -> str:
+    return f"{model_prefix(folder)}files/{name}"
 
 
 # -- records ----------------------------------------------------------------------------------------
@@ -214,6 +229,17 @@ class DrainRequest:
     requested_at: float
     deadline_seconds: float = 0.0
     reason: str = "operator drain"
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class DrainedMarker:
+    """*vm* has drained for *event_id*; an event naming several VMs is acknowledged once all have."""
+
+    event_id: str
+    vm: str
+    node: str
+    at: float
     v: int = 1
 
 

@@ -35,11 +35,13 @@ class TaskOptions:
     model: str = "tiny.en"
     language: str = ""  # "" = detect
     word_timestamps: bool = False
+    revision: str = ""  # the model's content + decoding settings (`runtime.engines.revision`); "" = unpinned
 
     def as_dict(self) -> dict[str, object]:
         fields: dict[str, object] = asdict(self)
-        if not self.word_timestamps:  # absent when off, so ids made before the option stay the same
-            del fields["word_timestamps"]
+        for name in ("word_timestamps", "revision"):  # absent when unset, so ids made before them stay the same
+            if not fields[name]:
+                del fields[name]
         return fields
 
 
@@ -133,7 +135,8 @@ class WorkItem:
             options = raw["options"]
             if not isinstance(options, dict) or set(options) - {f.name for f in fields(TaskOptions)}:
                 raise ValueError(f"options {options!r} are not task options")
-            for name, kind in (("task", str), ("model", str), ("language", str), ("word_timestamps", bool)):
+            for name, kind in (("task", str), ("model", str), ("language", str), ("word_timestamps", bool),
+                               ("revision", str)):
                 if name in options and not isinstance(options[name], kind):
                     raise ValueError(f"option {name} = {options[name]!r} is not a {kind.__name__}")
             opts = TaskOptions(**options)

@@ -255,6 +255,12 @@ class Agent:
             self.settler.failed(pending, f"this node serves model {self.engine.model!r}, the segment asks for "
                                          f"{item.options.model!r}", self.clock())
             return False
+        if item.options.revision and item.options.revision != self.engine.revision:
+            self.settler.failed(pending, f"this node serves {self.engine.model} revision {self.engine.revision}, "
+                                         f"the job was submitted for revision {item.options.revision} (the model "
+                                         "or its decoding changed since: resubmit, or run nodes with that model)",
+                                self.clock())
+            return False
         try:
             pcm = decode_flac(self.store.get(audio_key(item.segment)), name=audio_key(item.segment))
         except NotFound:

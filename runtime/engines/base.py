@@ -25,6 +25,7 @@ class AudioItem:
 class Transcriber(ABC):
     engine: str
     model: str
+    revision: str = ""  # what the loaded model is, by content (`runtime.engines.revision`)
 
     @abstractmethod
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:

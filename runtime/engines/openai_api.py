@@ -109,6 +109,7 @@ class OpenAITranscriber(Transcriber):
     def __init__(self, client: ApiClient, model: str = "whisper-1", served_as: str = "") -> None:
         self.client, self.api_model = client, model
         self.model = served_as or model  # the name segments ask for (their ids hash it)
+        self.revision = f"api-{self.model}"  # a metered API cannot be pinned by content
 
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
         results = []

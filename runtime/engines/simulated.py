@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 
 from runtime.engines.base import AudioItem, Transcriber
+from runtime.engines.revision import SIMULATED_REVISION
 from runtime.work import Cue, TranscriptResult
 
 
 class SimulatedTranscriber(Transcriber):
     engine = "simulated"
+    revision = SIMULATED_REVISION
 
     def __init__(self, model: str, speed: float) -> None:
         self.model = model

@@ -13,10 +13,22 @@ Timeline of a spot eviction (Azure gives ``Preempt`` at least 30 s of notice, be
     NotBefore     (or at the acknowledgement) Azure deallocates the VM; the process exits by then
                   (``exit_by``) even if the sequence could not finish
 
-``Reboot``/``Redeploy`` drain the same way (the persistent disk survives, the temporary disk does
-not); an operator's ``Drain`` request and the service manager's ``SIGTERM`` too. ``Freeze`` only
-holds back a batch that would straddle the freeze. An event that disappears was cancelled: the
-node resumes — unless it drained for SIGTERM, which never disappears.
+``Reboot``/``Redeploy`` come 10–15 minutes ahead: the node keeps working (starting no batch that
+would straddle the deadline) until the deadline minus one batch, then drains the same way and
+acknowledges, so the VM restarts as soon as it is empty instead of idling until NotBefore (the
+persistent disk survives, the temporary disk does not). An operator's ``Drain`` request and the
+service manager's ``SIGTERM`` drain at once and are never acknowledged.
+
+An event that names several VMs is released for all of them by one acknowledgement (Azure's rule),
+so a node acknowledges it only once every VM it names has drained (`Reaction.ack_after`: the
+watcher checks the others' drained markers in the store) — or never, and it starts at NotBefore.
+
+``Freeze`` holds back a batch that would straddle it; once Started it holds all work for its
+``DurationInSeconds`` (or at most ``max_freeze_hold_seconds`` when unknown), not for as long as the
+event stays listed (Azure keeps a Freeze Started for minutes of health checks after the pause).
+
+An event that disappears was cancelled: the node resumes — unless it drained for SIGTERM, which
+never disappears.
 """
 
 from __future__ import annotations
@@ -29,7 +41,9 @@ from runtime.eviction.events import EVICTING, InterruptionEvent
 @dataclass(frozen=True)
 class DrainPolicy:
     safety_margin_seconds: float = 5.0  # leave this long before NotBefore to flush, record, ack
-    acknowledge_types: tuple[str, ...] = ("Preempt", "Terminate")
+    acknowledge_types: tuple[str, ...] = ("Preempt", "Terminate", "Reboot", "Redeploy")
+    work_until_types: tuple[str, ...] = ("Reboot", "Redeploy")  # long notice: work until deadline − a batch
+    max_freeze_hold_seconds: float = 60.0  # a Started Freeze of unknown duration holds work this long at most
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class Reaction:
     finish_in_flight: bool = False  # drain: the running batch fits before the deadline
     abandon_running: bool = False  # drain: requeue the running batch now (it cannot finish in time)
     acknowledge: bool = False  # drain: approve the event once drained
+    ack_after: tuple[str, ...] = ()  # drain: …but only once these other VMs the event names have drained too
     exit_by: float | None = None  # drain: the process may exit by then even if the sequence is unfinished
     hold_until: float | None = None  # hold: start no batch that would end after this
 
@@ -70,23 +85,38 @@ def deadline_of(event: InterruptionEvent, now: float, policy: DrainPolicy) -> fl
     return max(now, event.not_before - policy.safety_margin_seconds)
 
 
+def freeze_over(event: InterruptionEvent, now: float, policy: DrainPolicy) -> bool:
+    """A Started Freeze whose pause has had its time (its duration, or the cap when unknown)."""
+    if event.status != "Started":
+        return False
+    started = event.started_seen_at if event.started_seen_at is not None else now
+    hold = event.duration_seconds if event.duration_seconds > 0 else policy.max_freeze_hold_seconds
+    return now >= started + hold + policy.safety_margin_seconds
+
+
 def react(events: list[InterruptionEvent], node: NodeView, policy: DrainPolicy) -> Reaction:
     """Events are this node's current ones (already filtered to its own VM name)."""
     evicting = [e for e in events if e.event_type in EVICTING]
     if evicting:
         event = min(evicting, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))
         deadline = deadline_of(event, node.now, policy)
+        drain_at = deadline - node.predicted_batch_seconds
+        if event.event_type in policy.work_until_types and node.drained_for is None and node.now < drain_at:
+            return Reaction("hold", f"{event.event_type} {event.event_id} in {deadline - node.now:.0f} s: working "
+                                    f"until {drain_at - node.now:.0f} s before it", event, deadline,
+                            hold_until=deadline)
         running = node.batch_started_at is not None
         fits = (node.batch_started_at is not None and node.now < deadline
                 and node.batch_started_at + node.predicted_batch_seconds <= deadline)
         how = ("the running batch fits before the deadline" if fits
                else "the running batch cannot finish in time: requeue it" if running
                else "nothing running")
+        acknowledge = event.event_type in policy.acknowledge_types and event.origin == "imds"
         return Reaction("drain", f"{event.event_type} {event.event_id}: {how}", event, deadline,
-                        finish_in_flight=fits, abandon_running=running and not fits,
-                        acknowledge=event.event_type in policy.acknowledge_types and event.origin == "imds",
+                        finish_in_flight=fits, abandon_running=running and not fits, acknowledge=acknowledge,
+                        ack_after=event.others if acknowledge else (),
                         exit_by=deadline + policy.safety_margin_seconds)
-    freezes = [e for e in events if e.event_type == "Freeze"]
+    freezes = [e for e in events if e.event_type == "Freeze" and not freeze_over(e, node.now, policy)]
     if freezes:
         event = min(freezes, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))
         start = deadline_of(event, node.now, policy)

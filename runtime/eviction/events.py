@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -44,6 +44,8 @@ class InterruptionEvent:
     source: str = "Platform"  # Platform | User | spotkit
     duration_seconds: int = -1
     origin: str = "imds"  # which event source produced it
+    others: tuple[str, ...] = ()  # the other VMs the event names (acknowledging releases it for them too)
+    started_seen_at: float | None = None  # when this node first saw it Started (the watcher fills it in)
 
     def applies_to(self, vm_name: str) -> bool:
         return not self.resources or vm_name in self.resources
@@ -71,37 +73,61 @@ def format_not_before(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
-def parse_document(body: bytes) -> tuple[int, list[InterruptionEvent]]:
-    """(DocumentIncarnation, events); `MalformedDocument` for anything else."""
+@dataclass(frozen=True)
+class Document:
+    incarnation: int
+    events: list[InterruptionEvent]
+    skipped: list[str]  # why each unreadable event was left out (another VM's bad field must not hide ours)
+
+
+def parse_document(body: bytes) -> Document:
+    """A Scheduled Events document, read event by event: a mangled event is skipped with its reason,
+    a mangled optional field falls back to the cautious reading (an unreadable NotBefore is "now").
+    `MalformedDocument` only when the reply is not a document at all."""
     try:
         doc = json.loads(body)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise MalformedDocument(f"not JSON: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("Events", []), list):
         raise MalformedDocument("expected an object with an Events list")
-    events = []
+    events, skipped = [], []
     for raw in doc.get("Events", []):
-        if not isinstance(raw, dict):
-            raise MalformedDocument(f"event is not an object: {raw!r}")
         try:
-            event_type = str(raw["EventType"])
-            resources = raw.get("Resources") or []
-            if not isinstance(resources, list):
-                raise MalformedDocument(f"Resources is not a list: {resources!r}")
-            event_id = str(raw.get("EventId") or _payload_id(raw))
-            events.append(InterruptionEvent(
-                event_id=event_id, event_type=event_type,
-                status=str(raw.get("EventStatus", "Scheduled")),
-                not_before=parse_not_before(str(raw.get("NotBefore") or "")),
-                resources=tuple(str(r) for r in resources),
-                description=str(raw.get("Description", "")),
-                source=str(raw.get("EventSource", "Platform")),
-                duration_seconds=int(raw.get("DurationInSeconds", -1)),
-            ))
-        except (KeyError, TypeError, ValueError) as err:
-            raise MalformedDocument(f"event {raw!r} lacks or mangles a field: {err}") from None
+            events.append(_parse_event(raw))
+        except MalformedDocument as err:
+            skipped.append(str(err))
     incarnation = doc.get("DocumentIncarnation", 0)
-    return int(incarnation) if isinstance(incarnation, (int, float, str)) else 0, events
+    try:
+        number = int(incarnation) if not isinstance(incarnation, bool) else 0
+    except (TypeError, ValueError, OverflowError):
+        number = 0
+        skipped.append(f"DocumentIncarnation {incarnation!r} is not an integer (read as 0)")
+    return Document(number, events, skipped)
+
+
+def _parse_event(raw: object) -> InterruptionEvent:
+    if not isinstance(raw, dict):
+        raise MalformedDocument(f"event is not an object: {str(raw)[:80]!r}")
+    event_type = raw.get("EventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedDocument(f"event without an EventType: {str(raw)[:120]!r}")
+    resources = raw.get("Resources") or []
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise MalformedDocument(f"{event_type} event with Resources {resources!r}: cannot tell whom it concerns")
+    try:
+        not_before = parse_not_before(str(raw.get("NotBefore") or ""))
+    except MalformedDocument:
+        not_before = None  # cautious: an eviction whose time cannot be read is taken as now
+    duration = raw.get("DurationInSeconds", -1)
+    try:
+        duration_seconds = int(duration) if not isinstance(duration, bool) else -1
+    except (TypeError, ValueError, OverflowError):
+        duration_seconds = -1
+    return InterruptionEvent(
+        event_id=str(raw.get("EventId") or _payload_id(raw)), event_type=event_type,
+        status=str(raw.get("EventStatus", "Scheduled")), not_before=not_before, resources=tuple(resources),
+        description=str(raw.get("Description", "")), source=str(raw.get("EventSource", "Platform")),
+        duration_seconds=duration_seconds)
 
 
 def _payload_id(raw: dict[str, object]) -> str:
@@ -120,6 +146,7 @@ class EventStore:
 
     _by_source: dict[str, dict[str, InterruptionEvent]] = field(default_factory=dict)
     _first_seen: dict[str, float] = field(default_factory=dict)
+    _started_seen: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self, source: str, events: list[InterruptionEvent], now: float) -> None:
@@ -127,13 +154,17 @@ class EventStore:
             self._by_source[source] = {e.event_id: e for e in events}
             for event in events:
                 self._first_seen.setdefault(event.event_id, now)
+                if event.status == "Started":
+                    self._started_seen.setdefault(event.event_id, now)
 
     def current(self) -> list[InterruptionEvent]:
+        """The merged current events, each with when it was first seen Started (a Freeze's clock)."""
         with self._lock:
             merged: dict[str, InterruptionEvent] = {}
             for events in self._by_source.values():
                 merged.update(events)
-            return sorted(merged.values(), key=lambda e: (e.not_before or 0.0, e.event_id))
+            return sorted((replace(e, started_seen_at=self._started_seen.get(e.event_id)) for e in merged.values()),
+                          key=lambda e: (e.not_before or 0.0, e.event_id))
 
     def first_seen(self, event_id: str) -> float | None:
         with self._lock:

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from runtime.errors import SpotkitError
-from runtime.eviction.events import InterruptionEvent, MalformedDocument, parse_document
+from runtime.eviction.events import Document, MalformedDocument, parse_document
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 EVENTS_API = "2020-07-01"
@@ -21,6 +21,12 @@ COMPUTE_API = "2021-02-01"
 
 class ImdsError(SpotkitError):
     """The metadata service could not be read (unreachable, HTTP error, malformed reply)."""
+
+    transient = True
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when the service answered one
 
 
 @dataclass
@@ -42,12 +48,12 @@ class ImdsClient:
             with self._opener.open(request, timeout=self.timeout) as reply:
                 return bytes(reply.read())
         except urllib.error.HTTPError as err:
-            raise ImdsError(f"{path}: HTTP {err.code} {err.reason}") from None
+            raise ImdsError(f"{path}: HTTP {err.code} {err.reason}", status=err.code) from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ImdsError(f"{path}: unreachable ({reason})") from None
 
-    def scheduled_events(self) -> tuple[int, list[InterruptionEvent]]:
+    def scheduled_events(self) -> Document:
         body = self._request(f"/metadata/scheduledevents?api-version={EVENTS_API}")
         try:
             return parse_document(body)

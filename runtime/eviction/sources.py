@@ -9,12 +9,14 @@ watcher merges them into one `EventStore`, which de-duplicates by event id.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import replace
 
 from runtime.errors import SpotkitError
 from runtime.eviction.events import InterruptionEvent
-from runtime.eviction.imds import ImdsClient
+from runtime.eviction.imds import ImdsClient, ImdsError
 from runtime.records import DrainRequest, drain_request_key, load
 from runtime.store.base import ObjectStore
 
@@ -45,6 +47,7 @@ class ScheduledEventsSource(EventSource):
         self._answered = False
         self.polls = 0
         self.failures = 0
+        self.skipped = 0
         self.last_error = ""
 
     def poll(self, now: float) -> list[InterruptionEvent] | None:
@@ -54,9 +57,8 @@ class ScheduledEventsSource(EventSource):
             if not self._answered:
                 self.client.timeout = self._first_timeout
             if not self.vm_name:
-                self.vm_name = self.client.vm_name()
-                log.info("event=vm-name name=%s", self.vm_name)
-            _, events = self.client.scheduled_events()
+                self.vm_name = self._own_name()
+            document = self.client.scheduled_events()
             self._answered = True
         except SpotkitError as err:
             self.failures += 1
@@ -67,7 +69,24 @@ class ScheduledEventsSource(EventSource):
             return None
         finally:
             self.client.timeout = steady_timeout
-        return [e for e in events if e.applies_to(self.vm_name)]
+        if document.skipped:
+            self.skipped += len(document.skipped)
+            log.warning("event=imds-events-skipped count=%d reasons=%r", len(document.skipped), document.skipped)
+        return [replace(e, others=tuple(r for r in e.resources if r != self.vm_name))
+                for e in document.events if e.applies_to(self.vm_name)]
+
+    def _own_name(self) -> str:
+        """This VM's name from instance metadata; where there is none (Microsoft's mock server has no
+        instance endpoint), the host name — what Azure sets it to for a single VM — with a warning."""
+        try:
+            name = self.client.vm_name()
+        except ImdsError as err:
+            if err.status != 404:
+                raise
+            name = socket.gethostname()
+            log.warning("event=vm-name-fallback name=%s reason=%r (set SPOTKIT_VM_NAME to be sure)", name, str(err))
+        log.info("event=vm-name name=%s", name)
+        return name
 
 
 class SignalSource(EventSource):

@@ -18,7 +18,7 @@ from runtime.eviction.alerts import Alerter
 from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView, Reaction, react
 from runtime.eviction.events import EventStore, InterruptionEvent
 from runtime.eviction.sources import EventSource
-from runtime.records import EvictionRecord, dump
+from runtime.records import DrainedMarker, EvictionRecord, drained_marker_key, dump
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.watcher")
@@ -44,7 +44,10 @@ class _ActiveDrain:
     record: EvictionRecord
     acknowledge: bool
     baseline: NodeTotals  # the node's totals when the drain began
+    vm: str = ""  # this VM's name in the event
+    ack_after: tuple[str, ...] = ()  # other VMs the event names: acknowledge once they have drained too
     done: bool = False
+    awaiting_others: bool = False  # drained, the acknowledgement waits for the other VMs
 
 
 class Watcher:
@@ -127,6 +130,10 @@ class Watcher:
             self.active = self._start(event, reaction, now)
         active = self.active
         if active.done:
+            if active.awaiting_others and event.status == "Started":
+                active.awaiting_others = False  # it began without us (NotBefore passed): nothing to approve
+            elif active.awaiting_others and self._others_drained(active):
+                self._acknowledge(active)
             return
         if reaction.abandon_running:
             self.agent.abandon_batch(now)
@@ -143,7 +150,8 @@ class Watcher:
         self.agent.begin_drain(reaction.reason, reaction.exit_by)
         log.warning("node=%s event=drain-start type=%s id=%s notice=%.1f reason=%r", self.node,
                     event.event_type, event.event_id, notice, reaction.reason)
-        return _ActiveDrain(record, reaction.acknowledge, baseline)
+        vm = next((r for r in event.resources if r not in event.others), self.node)
+        return _ActiveDrain(record, reaction.acknowledge, baseline, vm, reaction.ack_after)
 
     def _finish(self, active: _ActiveDrain) -> None:
         """The node holds nothing any more: the drain sequence, in this order.
@@ -169,21 +177,49 @@ class Watcher:
         if record.origin != "signal":  # a routine `systemctl stop` is recorded, not paged about
             self.alerter.eviction(asdict(record))
         active.done = True
-        if record.will_acknowledge and self.acknowledge is not None:
-            # Give the webhook a moment (never past NotBefore), then approve the event.
-            deadline = record.not_before if record.not_before is not None else now
-            self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))
-            try:
-                self.acknowledge([record.event_id])
-                record = replace(record, acknowledged_at=self.clock())
-            except SpotkitError as err:
-                record = replace(record, ack_error=str(err))
-                log.warning("node=%s event=ack-failed id=%s error=%r (the event starts at NotBefore "
-                            "anyway)", self.node, record.event_id, str(err))
-            self._write(record)  # best effort: the VM may be gone already
         active.record = record
         self.records.append(record)
+        if record.will_acknowledge:
+            if active.ack_after:
+                self._mark_drained(active)
+                active.awaiting_others = not self._others_drained(active)
+            if not active.awaiting_others:
+                # Give the webhook a moment (never past NotBefore), then approve the event.
+                deadline = record.not_before if record.not_before is not None else now
+                self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))
+                self._acknowledge(active)
         self.agent.release()
+
+    def _mark_drained(self, active: _ActiveDrain) -> None:
+        marker = DrainedMarker(active.record.event_id, active.vm, self.node, self.clock())
+        try:
+            self.store.put(drained_marker_key(marker.event_id, marker.vm), dump(marker))
+        except SpotkitError as err:
+            log.warning("node=%s event=drained-marker-failed error=%r", self.node, str(err))
+
+    def _others_drained(self, active: _ActiveDrain) -> bool:
+        """Every other VM the event names has drained (its marker is in the store)."""
+        try:
+            return all(self.store.exists(drained_marker_key(active.record.event_id, vm)) for vm in active.ack_after)
+        except SpotkitError:
+            return False
+
+    def _acknowledge(self, active: _ActiveDrain) -> None:
+        """Approve the event (which may end the VM at once), then note it in the record, best effort."""
+        active.awaiting_others = False
+        record = active.record
+        if self.acknowledge is None:
+            return
+        try:
+            self.acknowledge([record.event_id])
+            record = replace(record, acknowledged_at=self.clock())
+        except SpotkitError as err:
+            record = replace(record, ack_error=str(err))
+            log.warning("node=%s event=ack-failed id=%s error=%r (the event starts at NotBefore "
+                        "anyway)", self.node, record.event_id, str(err))
+        active.record = record
+        self.records[-1] = record
+        self._write(record)  # best effort: the VM may be gone already
 
     def _write(self, record: EvictionRecord) -> None:
         try:

@@ -113,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "api-version" not in query:
             self._send(400, {"error": "Bad request. api-version was not specified"})
             return
-        if parts == ["metadata", "instance", "compute"] and method == "GET":
+        if parts == ["metadata", "instance", "compute"] and method == "GET" and not state.mock_server_quirks:
             self._send(200, {"name": vm, "vmSize": "Standard_NC4as_T4_v3", "location": "local",
                              "priority": "Spot", "vmId": f"local-{vm}"})
             return

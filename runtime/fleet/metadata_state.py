@@ -3,8 +3,16 @@
 Behaves like Azure's IMDS as documented: an event is ``Scheduled`` with a ``NotBefore`` until that
 time passes or someone approves it with ``StartRequests``, then ``Started`` with an empty
 ``NotBefore``; finished or cancelled events disappear; ``DocumentIncarnation`` grows whenever a
-VM's event list changes. Faults (HTTP errors, garbage, delays, a verbatim document) can be queued
-per VM, so clients can be tested against a misbehaving service. The clock is injected.
+VM's event list changes. A Started ``Freeze`` completes (disappears) after ``started_listed_seconds``
+— its pause, by default its ``DurationInSeconds``. Faults (HTTP errors, garbage, delays, a verbatim
+document) can be queued per VM, so clients can be tested against a misbehaving service. The clock
+is injected.
+
+``mock_server_quirks`` reproduces Microsoft's sample mock server
+(Azure-Samples/scheduled-events-mock-server, checked by hand): ``NotBefore`` in ISO 8601, a **new
+EventId** whenever the status changes (the Started event is not the one that was approved), no
+instance-metadata endpoint (404), and a Freeze that stays Started for minutes (five, as its live
+migration scenario does) whatever its duration.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ class EmulatedEvent:
     acknowledged_by: str = ""
     ended_at: float | None = None
     ended_how: str = ""  # "cancelled" | "completed"
+    started_listed_seconds: float | None = None  # a Started Freeze completes after this long
+    started_id: str = ""  # mock-server quirk: the id the event carries once Started
 
     def document(self) -> dict[str, Any]:
         if self.started_at is not None:
@@ -45,7 +55,8 @@ class EmulatedEvent:
             not_before = datetime.fromtimestamp(self.not_before, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         else:
             not_before = format_not_before(self.not_before)
-        return {"EventId": self.event_id, "EventType": self.event_type, "ResourceType": "VirtualMachine",
+        shown = self.started_id if self.started_at is not None and self.started_id else self.event_id
+        return {"EventId": shown, "EventType": self.event_type, "ResourceType": "VirtualMachine",
                 "Resources": list(self.resources),
                 "EventStatus": "Started" if self.started_at is not None else "Scheduled",
                 "NotBefore": not_before, "Description": self.description,
@@ -61,9 +72,13 @@ class Fault:
     body: str = ""
 
 
+MOCK_SERVER_FREEZE_STARTED_SECONDS = 300.0
+
+
 @dataclass
 class MetadataState:
     clock: Callable[[], float] = time.time
+    mock_server_quirks: bool = False
     events: dict[str, EmulatedEvent] = field(default_factory=dict)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     incarnations: dict[str, int] = field(default_factory=dict)
@@ -76,11 +91,16 @@ class MetadataState:
                   duration_seconds: int = -1, event_id: str = "") -> EmulatedEvent:
         with self.lock:
             now = self.clock()
+            listed = None
+            if event_type == "Freeze":
+                listed = (MOCK_SERVER_FREEZE_STARTED_SECONDS if self.mock_server_quirks
+                          else float(duration_seconds if duration_seconds > 0 else 5))
             event = EmulatedEvent(
                 event_id or str(uuid.uuid4()).upper(), event_type, list(resources),
                 list(visible_to if visible_to is not None else resources), now + notice_seconds, now,
                 description or f"{event_type} emulated by spotkit", duration_seconds=duration_seconds,
-                iso_not_before=iso_not_before, started_at=now if started else None)
+                iso_not_before=iso_not_before or self.mock_server_quirks, started_at=now if started else None,
+                started_listed_seconds=listed, started_id=str(uuid.uuid4()) if self.mock_server_quirks else "")
             self.events[event.event_id] = event
             self._bump(event.visible_to)
             return event
@@ -95,7 +115,8 @@ class MetadataState:
             return True
 
     def start_due(self) -> list[EmulatedEvent]:
-        """Start events whose NotBefore has passed; returns those newly started."""
+        """Start events whose NotBefore has passed, complete Freezes whose time is up; returns those
+        newly started."""
         with self.lock:
             now = self.clock()
             started = []
@@ -104,6 +125,11 @@ class MetadataState:
                     event.started_at = now
                     self._bump(event.visible_to)
                     started.append(event)
+                elif (event.ended_at is None and event.started_at is not None
+                      and event.started_listed_seconds is not None
+                      and now >= event.started_at + event.started_listed_seconds):
+                    event.ended_at, event.ended_how = now, "completed"
+                    self._bump(event.visible_to)
             return started
 
     def document(self, vm: str) -> dict[str, Any]:
@@ -120,7 +146,8 @@ class MetadataState:
             approved = []
             now = self.clock()
             for event_id in event_ids:
-                event = self.events.get(event_id)
+                event = self.events.get(event_id) or next(
+                    (e for e in self.events.values() if e.started_id and e.started_id == event_id), None)
                 if event is None or event.ended_at is not None or vm not in event.visible_to:
                     continue
                 if event.acknowledged_at is None:

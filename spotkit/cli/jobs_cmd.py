@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from runtime.engines.revision import transcriber_revision
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
 from runtime.jobs import submit as submit_job
@@ -48,7 +49,7 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
     queue.ensure()
     store.ensure()
     options = TaskOptions(model=settings.model, language=language or settings.language,
-                          word_timestamps=word_timestamps)
+                          word_timestamps=word_timestamps, revision=transcriber_revision(settings, store))
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True, disable=not console.is_terminal) as bar:

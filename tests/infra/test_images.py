@@ -202,7 +202,7 @@ def test_agent_environment_is_what_the_runtime_reads() -> None:
 
 
 def test_packaged_model_needs_no_download() -> None:
-    from runtime.engines.faster_whisper_engine import PACKAGED_MODEL as RUNTIME_PACKAGED_MODEL
+    from runtime.models import PACKAGED_MODEL as RUNTIME_PACKAGED_MODEL
 
     assert PACKAGED_MODEL == RUNTIME_PACKAGED_MODEL
     doc = parse(render_node_cloud_config(node_config(model=PACKAGED_MODEL)))

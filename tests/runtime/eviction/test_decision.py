@@ -22,11 +22,40 @@ def test_no_events_runs() -> None:
     assert react([], NodeView(NOW), POLICY).action == "run"
 
 
-@pytest.mark.parametrize("kind", ["Preempt", "Terminate", "Reboot", "Redeploy"])
+@pytest.mark.parametrize("kind", ["Preempt", "Terminate"])
 def test_evicting_types_drain_by_not_before_minus_margin(kind: str) -> None:
     r = react([ev(kind)], NodeView(NOW), POLICY)
-    assert (r.action, r.deadline) == ("drain", NOW + 25)
-    assert r.acknowledge is (kind in ("Preempt", "Terminate"))
+    assert (r.action, r.deadline, r.acknowledge) == ("drain", NOW + 25, True)
+
+
+@pytest.mark.parametrize("kind", ["Reboot", "Redeploy"])
+def test_long_notice_events_work_until_the_deadline_minus_a_batch_then_drain_and_ack(kind: str) -> None:
+    """A Reboot 15 minutes out: keep working (no batch straddling the deadline), drain one batch before
+    it, acknowledge once drained so the VM restarts at once instead of idling until NotBefore."""
+    event = ev(kind, NOW + 900)
+    early = react([event], NodeView(NOW, predicted_batch_seconds=40), POLICY)
+    assert (early.action, early.hold_until) == ("hold", NOW + 895)
+    late = react([event], NodeView(NOW + 856, predicted_batch_seconds=40), POLICY)
+    assert (late.action, late.deadline, late.acknowledge) == ("drain", NOW + 895, True)
+    begun = react([event], NodeView(NOW, predicted_batch_seconds=40, drained_for="e1"), POLICY)
+    assert begun.action == "drain"  # once draining, it stays drained
+
+
+def test_an_event_naming_other_vms_is_acknowledged_only_after_them() -> None:
+    shared = InterruptionEvent("e1", "Preempt", "Scheduled", NOW + 30, ("vm", "vm-2", "vm-3"),
+                               others=("vm-2", "vm-3"))
+    r = react([shared], NodeView(NOW), POLICY)
+    assert r.acknowledge and r.ack_after == ("vm-2", "vm-3")
+    assert react([ev("Preempt")], NodeView(NOW), POLICY).ack_after == ()
+
+
+def test_a_started_freeze_holds_only_for_its_duration() -> None:
+    freeze = InterruptionEvent("f", "Freeze", "Started", None, ("vm",), duration_seconds=9, started_seen_at=NOW)
+    assert react([freeze], NodeView(NOW + 5), POLICY).action == "hold"
+    assert react([freeze], NodeView(NOW + 15), POLICY).action == "run"  # still listed, no longer holding
+    unknown = InterruptionEvent("f", "Freeze", "Started", None, ("vm",), started_seen_at=NOW)
+    assert react([unknown], NodeView(NOW + 30), POLICY).action == "hold"
+    assert react([unknown], NodeView(NOW + POLICY.max_freeze_hold_seconds + 6), POLICY).action == "run"
 
 
 @pytest.mark.parametrize("status, not_before", [("Started", None), ("Scheduled", None),
@@ -110,7 +139,10 @@ def test_invariants(evs: list[InterruptionEvent], started: float | None, predict
                     drained_for: str | None) -> None:
     r = react(evs, NodeView(NOW, started, predicted, drained_for), POLICY)
     evicting = [e for e in evs if e.event_type in EVICTING]
-    if evicting:
+    if evicting and r.action == "hold":  # a long-notice event, still far enough away to keep working
+        assert r.event is not None and r.event.event_type in POLICY.work_until_types and drained_for is None
+        assert r.hold_until is not None and r.hold_until - predicted > NOW
+    elif evicting:
         assert r.action == "drain" and r.deadline is not None and r.deadline >= NOW
         assert r.event in evicting
         if r.finish_in_flight:

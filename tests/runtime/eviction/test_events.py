@@ -7,6 +7,7 @@ import json
 import pytest
 
 from runtime.eviction.events import (
+    Document,
     EventStore,
     InterruptionEvent,
     MalformedDocument,
@@ -53,32 +54,33 @@ def test_bad_not_before() -> None:
 
 
 def test_empty_document() -> None:
-    assert parse_document(doc(incarnation=0)) == (0, [])
-    assert parse_document(b"{}") == (0, [])
+    assert parse_document(doc(incarnation=0)) == Document(0, [], [])
+    assert parse_document(b"{}") == Document(0, [], [])
 
 
 def test_full_event() -> None:
-    incarnation, [parsed] = parse_document(doc(event(), incarnation=7))
-    assert incarnation == 7
+    document = parse_document(doc(event(), incarnation=7))
+    [parsed] = document.events
+    assert document.incarnation == 7
     assert parsed == InterruptionEvent(
         "602d9444-d2cd-49c7-8624-8643e7171297", "Preempt", "Scheduled", 1474309787.0, ("spot-1",),
         "", "Platform", -1, "imds")
 
 
 def test_started_event_has_no_not_before() -> None:
-    _, [parsed] = parse_document(doc(event(EventStatus="Started", NotBefore="")))
+    [parsed] = parse_document(doc(event(EventStatus="Started", NotBefore=""))).events
     assert (parsed.status, parsed.not_before) == ("Started", None)
 
 
 def test_event_without_id_gets_a_stable_one() -> None:
     raw = event()
     del raw["EventId"]
-    first = parse_document(doc(raw))[1][0].event_id
-    assert first.startswith("sha-") and first == parse_document(doc(raw))[1][0].event_id
+    first = parse_document(doc(raw)).events[0].event_id
+    assert first.startswith("sha-") and first == parse_document(doc(raw)).events[0].event_id
 
 
 def test_applies_to_scale_set_instance_names() -> None:
-    _, [parsed] = parse_document(doc(event(Resources=["gpu-pool_3", "gpu-pool_7"])))
+    [parsed] = parse_document(doc(event(Resources=["gpu-pool_3", "gpu-pool_7"]))).events
     assert parsed.applies_to("gpu-pool_3") and not parsed.applies_to("gpu-pool_4")
 
 
@@ -86,15 +88,36 @@ def test_applies_to_scale_set_instance_names() -> None:
     (b"<html>oops</html>", "not JSON"),
     (b"[]", "Events list"),
     (json.dumps({"Events": {"a": 1}}).encode(), "Events list"),
-    (doc("not an object"), "not an object"),  # type: ignore[arg-type]
-    (doc({"EventId": "x"}), "EventType"),
-    (doc(event(Resources="spot-1")), "Resources is not a list"),
-    (doc(event(NotBefore="soon")), "neither RFC 1123"),
-    (doc(event(DurationInSeconds="long")), "mangles"),
+    (b"[" * 100_000, "not JSON"),
 ])
-def test_malformed_documents(body: bytes, reason: str) -> None:
+def test_what_is_not_a_document_is_refused(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedDocument, match=reason):
         parse_document(body)
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("not an object", "not an object"),
+    ({"EventId": "x"}, "EventType"),
+    (event(EventId="other", Resources="spot-2"), "cannot tell whom it concerns"),
+])
+def test_one_bad_event_is_skipped_and_the_others_read(bad: object, reason: str) -> None:
+    """Another VM's mangled event must not hide this VM's Preempt."""
+    document = parse_document(doc(bad, event()))  # type: ignore[arg-type]
+    assert [e.event_type for e in document.events] == ["Preempt"]
+    [why] = document.skipped
+    assert reason in why
+
+
+def test_mangled_optional_fields_are_read_cautiously() -> None:
+    [parsed] = parse_document(doc(event(NotBefore="soon", DurationInSeconds="long"))).events
+    assert (parsed.not_before, parsed.duration_seconds) == (None, -1)  # an unreadable time means now
+
+
+@pytest.mark.parametrize("incarnation", ["seven", None, [1], 1e400, True])
+def test_a_non_integer_incarnation_is_read_as_zero(incarnation: object) -> None:
+    document = parse_document(json.dumps({"DocumentIncarnation": incarnation, "Events": [event()]}).encode()
+                              .replace(b"Infinity", b"1e400"))
+    assert document.incarnation == 0 and len(document.events) == 1
 
 
 def test_store_deduplicates_across_sources_and_forgets_finished() -> None:

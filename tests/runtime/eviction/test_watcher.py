@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from runtime.eviction.alerts import Alerter
 from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView
-from runtime.eviction.imds import ImdsClient
+from runtime.eviction.imds import ImdsClient, ImdsError
 from runtime.eviction.sources import (
     DrainRequestSource,
     ScheduledEventsSource,
@@ -313,3 +314,94 @@ def test_unreachable_webhook_retries_and_gives_up(imds: MetadataServer, tmp_path
     assert time.monotonic() - started < 0.5  # the drain did not wait for the webhook
     watcher.alerter.wait()
     assert (watcher.alerter.delivered, watcher.alerter.failed) == (0, 1)
+
+
+def test_an_event_naming_two_vms_is_acknowledged_only_once_both_drained(imds: MetadataServer, tmp_path: Path) -> None:
+    """Acknowledging releases the event for every VM it names: the idle node must not approve it while
+    the busy one is still finishing its batch; the last one to drain approves it."""
+    event = imds.state.add_event("Preempt", ["spot-1", "spot-2"], notice_seconds=30)
+    store = FileStore(tmp_path / "store")
+    idle, busy = FakeNode(leased=0), FakeNode(leased=1, batch=2, predicted=2.0)
+    watchers = {}
+    for vm, node in (("spot-1", idle), ("spot-2", busy)):
+        client = ImdsClient(imds.vm_endpoint(vm), timeout=0.5)
+        watchers[vm] = Watcher(vm, [ScheduledEventsSource(client, vm, interval=0.0, first_timeout=0.5)], node,
+                               store, DrainPolicy(safety_margin_seconds=1.0), Alerter(), time.time,
+                               acknowledge=client.acknowledge)
+    reaction = watchers["spot-1"].step()
+    assert reaction.ack_after == ("spot-2",)
+    assert watchers["spot-1"].drained and event.acknowledged_at is None  # drained, but spot-2 is not
+    watchers["spot-2"].step()
+    assert not watchers["spot-2"].drained and event.acknowledged_at is None  # its batch is still running
+    watchers["spot-1"].step()
+    assert event.acknowledged_at is None
+    busy.finish_batch()
+    watchers["spot-2"].step()  # the last to drain approves it for both
+    assert event.acknowledged_at is not None and event.acknowledged_by == "spot-2"
+    assert all(w.records[0].will_acknowledge for w in watchers.values())
+    assert watchers["spot-2"].records[0].acknowledged_at is not None
+
+
+def test_my_preempt_beside_another_vms_mangled_event_is_seen(imds: MetadataServer, tmp_path: Path) -> None:
+    mine = {"EventId": "mine", "EventType": "Preempt", "Resources": ["spot-1"], "EventStatus": "Scheduled",
+            "NotBefore": "", "DurationInSeconds": -1}
+    theirs = {"EventId": "theirs", "EventType": "Reboot", "Resources": "spot-2", "NotBefore": "soon"}
+    body = json.dumps({"DocumentIncarnation": "3a", "Events": [theirs, mine]})
+    imds.state.add_fault("spot-1", Fault("raw", count=50, body=body))
+    node = FakeNode()
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    reaction = watcher.step()
+    assert reaction.action == "drain" and reaction.event is not None and reaction.event.event_id == "mine"
+    source = watcher.sources[0]
+    assert isinstance(source, ScheduledEventsSource) and source.skipped >= 2 and source.failures == 0
+
+
+def test_a_reboot_far_ahead_keeps_the_node_working(imds: MetadataServer, tmp_path: Path) -> None:
+    event = imds.state.add_event("Reboot", ["spot-1"], notice_seconds=900)
+    node = FakeNode(leased=0, predicted=40.0)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    reaction = watcher.step()
+    assert reaction.action == "hold" and not node.draining
+    assert node.held == pytest.approx(event.not_before - 1.0, abs=1.5)  # no batch straddles the deadline
+    watcher.clock = lambda: time.time() + 870  # one batch (40 s) before the deadline
+    reaction = watcher.step()
+    assert reaction.action == "drain" and reaction.acknowledge and node.draining
+    assert event.acknowledged_at is not None  # drained at once: the VM reboots now, not at NotBefore
+
+
+def test_microsofts_mock_server_quirks(tmp_path: Path) -> None:
+    """ISO NotBefore, a new EventId once Started, no instance endpoint, a Freeze Started for minutes."""
+    from runtime.fleet.metadata_state import MetadataState
+
+    server = MetadataServer(MetadataState(mock_server_quirks=True), default_vm="spot-1").start()
+    try:
+        client = ImdsClient(server.vm_endpoint("spot-1"), timeout=0.5)
+        with pytest.raises(ImdsError) as missing:
+            client.vm_name()
+        assert missing.value.status == 404
+        source = ScheduledEventsSource(client, vm_name="", interval=0.0, first_timeout=0.5)
+        import socket
+
+        freeze = server.state.add_event("Freeze", [socket.gethostname()], notice_seconds=0, started=True,
+                                        duration_seconds=1, visible_to=["spot-1"])
+        node = FakeNode(leased=0)
+        watcher = Watcher("n", [source], node, FileStore(tmp_path / "s"), DrainPolicy(safety_margin_seconds=0.5),
+                          Alerter(), time.time, acknowledge=client.acknowledge)
+        assert watcher.step().action == "hold" and source.vm_name == socket.gethostname()
+        time.sleep(1.7)
+        assert watcher.step().action == "run"  # still listed as Started, but its pause is over
+        assert freeze.ended_at is None
+        server.state.end_event(freeze.event_id, "completed")
+        preempt = server.state.add_event("Preempt", [socket.gethostname()], notice_seconds=30,
+                                         visible_to=["spot-1"])
+        watcher.step()
+        assert preempt.acknowledged_at is not None  # approved under its Scheduled id
+        doc = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"{server.vm_endpoint('spot-1')}/metadata/scheduledevents?api-version=2020-07-01",
+            headers={"Metadata": "true"}), timeout=5).read())
+        [started] = doc["Events"]
+        assert started["EventStatus"] == "Started" and started["EventId"] != preempt.event_id
+        watcher.step()
+        assert len(watcher.records) == 1 and node.resumed == 0  # the new id is not a new eviction
+    finally:
+        server.stop()
