@@ -29,6 +29,7 @@ from runtime.records import (
 from runtime.segmenter import find_speech, pack_spans, to_source_seconds
 from runtime.store.base import ObjectStore
 from runtime.work import (
+    TRANSLATE,
     BadResult,
     JobManifest,
     SegmentRef,
@@ -156,24 +157,41 @@ class JobStatus:
     source: str
     total: int
     done: int = 0
-    in_flight: int = 0
+    in_flight: int = 0  # leased by a node that is alive
     queued: int = 0
     poisoned: list[dict[str, str]] = field(default_factory=list)
+    # Leased by a node that went silent (killed, deallocated): back in the queue when the lease runs out.
+    waiting: list[dict[str, object]] = field(default_factory=list)
     translated: dict[str, int] = field(default_factory=dict)  # language -> segments translated
+    translations_poisoned: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def transcribed(self) -> bool:
+        """Every segment has its transcript: `fetch` of the transcript works, whatever the translations do."""
+        return self.done == self.total
+
+    def translated_into(self, language: str) -> bool:
+        return self.translated.get(language, -1) == self.total
 
     @property
     def complete(self) -> bool:
-        return self.done == self.total and all(n == self.total for n in self.translated.values())
+        return self.transcribed and all(n == self.total for n in self.translated.values())
 
     @property
     def finished(self) -> bool:
-        """Nothing left to wait for: every segment is done or poisoned."""
-        return self.done + len(self.poisoned) == self.total
+        """Nothing left to wait for: every segment and translation is done or poisoned."""
+        poisoned = {lang: 0 for lang in self.translated}
+        for entry in self.translations_poisoned:
+            poisoned[entry["language"]] = poisoned.get(entry["language"], 0) + 1
+        return (self.done + len(self.poisoned) == self.total
+                and all(self.translated[lang] + poisoned[lang] >= self.done for lang in self.translated))
 
     def as_dict(self) -> dict[str, object]:
         return {"job": self.job, "source": self.source, "segments": self.total, "done": self.done,
                 "in_flight": self.in_flight, "queued": self.queued, "poisoned": self.poisoned,
-                "translated": self.translated, "complete": self.complete}
+                "waiting_for_lease_expiry": self.waiting, "translated": self.translated,
+                "translations_poisoned": self.translations_poisoned, "transcribed": self.transcribed,
+                "complete": self.complete}
 
 
 def job_status(store: ObjectStore, job: str, now: float | None = None,
@@ -181,27 +199,43 @@ def job_status(store: ObjectStore, job: str, now: float | None = None,
     manifest = load_manifest(store, job)
     now = time.time() if now is None else now
     task = manifest.options.task
-    in_flight: set[str] = set()
+    holders: dict[str, tuple[str, bool, float]] = {}  # segment -> (node, alive, lease runs out at)
     for beat in read_heartbeats(store):
-        if beat.is_fresh(now, heartbeat_max_age):
-            in_flight.update(beat.in_flight)
+        alive = beat.is_fresh(now, heartbeat_max_age)
+        for segment in beat.in_flight:
+            if alive or segment not in holders:
+                holders[segment] = (beat.node, alive, beat.lease_expires_at)
     status = JobStatus(job, manifest.source, len(manifest.segments), translated=dict.fromkeys(manifest.translate, 0))
     for ref in manifest.segments:
+        holder = holders.get(ref.id)
         if store.exists(result_key(task, ref.id)):
             status.done += 1
             if manifest.translate:
-                transcript = store.get(result_key(task, ref.id))
-                for language in manifest.translate:
-                    key = translation_key(transcript, manifest.translator_model, language)
-                    status.translated[language] += store.exists(translation_result_key(key))
-        elif ref.id in in_flight:
+                _translation_status(store, manifest, ref, status)
+        elif holder is not None and holder[1]:
             status.in_flight += 1
         elif store.exists(poison_key(ref.id)):
             record = load(PoisonRecord, store.get(poison_key(ref.id)), poison_key(ref.id))
             status.poisoned.append({"segment": ref.id, "index": str(ref.index), "reason": record.reason})
+        elif holder is not None and holder[2] > now:
+            status.waiting.append({"segment": ref.id, "index": ref.index, "node": holder[0],
+                                   "lease_expires_in": round(holder[2] - now, 1)})
         else:
             status.queued += 1
     return status
+
+
+def _translation_status(store: ObjectStore, manifest: JobManifest, ref: SegmentRef, status: JobStatus) -> None:
+    transcript = store.get(result_key(manifest.options.task, ref.id))
+    for language in manifest.translate:
+        key = translation_key(transcript, manifest.translator_model, language)
+        if store.exists(translation_result_key(key)):
+            status.translated[language] += 1
+        elif store.exists(poison_key(ref.id, TRANSLATE, language)):
+            where = poison_key(ref.id, TRANSLATE, language)
+            record = load(PoisonRecord, store.get(where), where)
+            status.translations_poisoned.append({"segment": ref.id, "index": str(ref.index), "language": language,
+                                                 "reason": record.reason})
 
 
 @dataclass(frozen=True)

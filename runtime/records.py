@@ -48,7 +48,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
     (f"{SEGMENTS}<segment>.flac", "submit", "write-if-absent"),
     (f"{TRANSCRIPTS}<segment>.json", "agent", "write-if-absent: the first writer wins, later ones reuse it"),
     (f"{TRANSLATIONS}<hash>.json", "agent", "keyed by (transcript, model, language, prompt version)"),
-    (f"{POISONED}<segment>.json", "agent", "why a segment was poisoned (`PoisonRecord`, for `status`)"),
+    (f"{POISONED}<segment>.json, …/<segment>-translate-<lang>.json", "agent",
+     "why a segment (or its translation) was poisoned (`PoisonRecord`, for `status`)"),
     (f"{QUEUED}<segment>.json", "submit", "the segment is in the queue for that job (`QueuedRecord`): "
      "a resubmit does not enqueue it twice"),
     (f"{HEARTBEATS}<node>.json", "agent", "overwritten every `heartbeat_seconds` (`Heartbeat`)"),
@@ -88,8 +89,9 @@ def translation_result_key(key: str) -> str:
     return f"{TRANSLATIONS}{key}.json"
 
 
-def poison_key(segment: str) -> str:
-    return f"{POISONED}{segment}.json"
+def poison_key(segment: str, task: str = "transcribe", language: str = "") -> str:
+    """Why a segment's transcription (or its translation into *language*) was poisoned."""
+    return f"{POISONED}{segment}.json" if task == "transcribe" else f"{POISONED}{segment}-{task}-{language}.json"
 
 
 def queued_key(segment: str) -> str:
@@ -165,6 +167,7 @@ class Heartbeat:
     processed: int = 0
     cache_hits: int = 0
     failures: int = 0
+    lease_expires_at: float = 0.0  # when the first held lease runs out if the node stops renewing it
     v: int = 1
 
     def is_fresh(self, now: float, max_age: float) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from runtime.errors import LeaseLost, QueueError
@@ -17,15 +18,25 @@ log = logging.getLogger("spotkit.agent")
 
 
 class LeaseSet:
-    def __init__(self, queue: WorkQueue) -> None:
+    def __init__(self, queue: WorkQueue, clock: Callable[[], float] = time.time) -> None:
         self.queue = queue
+        self.clock = clock
         self._held: dict[str, Message] = {}
         self._segments: dict[str, str] = {}  # message id -> segment id, once parsed
+        self._expires: dict[str, float] = {}  # message id -> when its lease runs out unless renewed
         self._lock = threading.Lock()
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message, lease_seconds: float) -> None:
         with self._lock:
+            if message.id not in self._held:
+                self._expires[message.id] = self.clock() + lease_seconds
             self._held[message.id] = message
+
+    def expires_at(self) -> float:
+        """When the first held lease runs out if this node stops renewing (0 when none is held):
+        how long on-call waits for a dead node's work to come back."""
+        with self._lock:
+            return min((self._expires[m] for m in self._held if m in self._expires), default=0.0)
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -59,6 +70,7 @@ class LeaseSet:
         with self._lock:
             message = self._held.pop(message_id, None)
             segment = self._segments.pop(message_id, None)
+            expires = self._expires.pop(message_id, None)
             if message is None:
                 return False
             try:
@@ -72,6 +84,8 @@ class LeaseSet:
                 self._held[message_id] = message
                 if segment is not None:
                     self._segments[message_id] = segment
+                if expires is not None:
+                    self._expires[message_id] = expires
                 raise
 
     def messages(self) -> list[Message]:
@@ -86,11 +100,13 @@ class LeaseSet:
             for message_id, message in list(self._held.items()):
                 try:
                     self._held[message_id] = self.queue.renew(message, visibility_timeout)
+                    self._expires[message_id] = self.clock() + visibility_timeout
                     renewed += 1
                 except LeaseLost as err:
                     log.warning("lease lost on %s during renewal: %s", message_id, err)
                     del self._held[message_id]
                     self._segments.pop(message_id, None)
+                    self._expires.pop(message_id, None)
                 except QueueError as err:
                     log.warning("renewing %s failed, will retry: %s", message_id, err)
         return renewed

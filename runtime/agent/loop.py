@@ -72,7 +72,7 @@ class Agent:
         self._had_cache = (settings.cache_dir / "results").is_dir()  # a warm persistent disk
         self.usage = UsageLog(store, self.node, clock)
         self.metrics = AgentMetrics(self.node)
-        self.leases = LeaseSet(queue)
+        self.leases = LeaseSet(queue, clock)
         self.batches = BatchSlot(settings.engine_seconds_per_audio_second, clock)
         self.settler = Settler(self.node, queue, store, self.leases, self.usage, self.metrics, clock,
                                settings.retry_seconds, lambda: self.engine.engine if self.engine else "")
@@ -128,7 +128,7 @@ class Agent:
     def beat(self) -> None:
         counts = self.settler.counts()
         beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(), self.leases.segments(),
-                         counts.processed, counts.cache_hits, counts.failures)
+                         counts.processed, counts.cache_hits, counts.failures, self.leases.expires_at())
         try:
             self.store.put(heartbeat_key(self.node), dump(beat))
         except SpotkitError as err:
@@ -198,7 +198,7 @@ class Agent:
 
     def _handle(self, messages: list[Message]) -> None:
         for message in messages:
-            self.leases.add(message)
+            self.leases.add(message, self.settings.lease_seconds)
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
         misses: list[Pending] = []
         translations: list[Pending] = []

@@ -122,7 +122,7 @@ class Settler:
             return
         record = PoisonRecord(item.segment, item.job, reason, self.clock(), self.node)
         try:
-            self.store.put(poison_key(item.segment), dump(record))
+            self.store.put(poison_key(item.segment, item.options.task, item.options.language), dump(record))
         except SpotkitError as err:  # the poison queue holds the reason too; `status` just will not show it
             log.warning("node=%s event=poison-record-failed segment=%s error=%r", self.node, item.segment, str(err))
 

@@ -93,12 +93,20 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
-    print_table(f"job {job} ({result.source})", ("segments", "done", "in flight", "queued", "poisoned"),
-                [(result.total, result.done, result.in_flight, result.queued, len(result.poisoned))])
+    print_table(f"job {job} ({result.source})",
+                ("segments", "done", "in flight", "waiting", "queued", "poisoned"),
+                [(result.total, result.done, result.in_flight, len(result.waiting), result.queued,
+                  len(result.poisoned))])
+    for entry in result.waiting:
+        click.echo(f"segment #{entry['index']} is leased by {entry['node']}, which went silent: back in the "
+                   f"queue in {entry['lease_expires_in']:.0f} s")
     for language, count in sorted(result.translated.items()):
         click.echo(f"translated into {language}: {count}/{result.total} segments")
-    for entry in result.poisoned:
-        click.echo(f"poisoned segment #{entry['index']}: {entry['reason']}")
+    for poisoned in result.poisoned:
+        click.echo(f"poisoned segment #{poisoned['index']}: {poisoned['reason']}")
+    for failed in result.translations_poisoned:
+        click.echo(f"poisoned translation of segment #{failed['index']} into {failed['language']}: "
+                   f"{failed['reason']}")
 
 
 @click.command()
@@ -120,7 +128,13 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
     settings = settings_from(ctx)
     store = open_store(settings.store)
     result = job_status(store, job)
-    if not result.complete:
+    if lang and result.transcribed and not result.translated_into(lang):
+        failed = sum(1 for e in result.translations_poisoned if e["language"] == lang)
+        click.echo(f"error: job {job}'s translation into {lang} is not complete ({result.translated.get(lang, 0)}/"
+                   f"{result.total} segments, {failed} poisoned); the transcript is ready: "
+                   f"`spotkit fetch {job}`; see `spotkit status {job}`", err=True)
+        sys.exit(EXIT_INCOMPLETE)
+    if not result.transcribed:
         click.echo(f"error: job {job} is not complete ({result.done}/{result.total} segments done, "
                    f"{len(result.poisoned)} poisoned); see `spotkit status {job}`", err=True)
         sys.exit(EXIT_INCOMPLETE)

@@ -140,3 +140,23 @@ def test_a_read_only_store_for_seconds_poisons_nothing(tmp_path: Path) -> None:
     assert status.complete and not status.poisoned and done_during < status.total
     done = [r for r in read_usage(store) if r.outcome == "done"]
     assert len(done) == status.total == len({r.segment for r in done})
+
+
+def test_a_killed_nodes_leases_show_with_holder_and_expiry(tmp_path: Path) -> None:
+    """kill -9 mid-batch: status must not say "queued 8, in flight 0" — the work is leased by a node
+    that went silent, and comes back when its lease runs out."""
+    settings = replace(fleet_settings(tmp_path), lease_seconds=20)
+    job = submit_sample(settings)
+    store = open_store(settings.store)
+    victim = start_agent(settings, "victim")
+    wait_for(lambda: job_status(store, job).done >= 1 and job_status(store, job).in_flight > 0, 120,
+             "the victim working")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    later = time.time() + 5  # the heartbeat has gone stale, the lease has not run out yet
+    status = job_status(store, job, now=later, heartbeat_max_age=2)
+    assert status.in_flight == 0 and status.waiting
+    assert {w["node"] for w in status.waiting} == {"victim"}
+    assert all(0 < float(str(w["lease_expires_in"])) <= 20 for w in status.waiting)
+    expired = job_status(store, job, now=time.time() + 30, heartbeat_max_age=2)
+    assert not expired.waiting and expired.queued == status.queued + len(status.waiting)

@@ -27,6 +27,7 @@ class ApiStandIn:
 
     def __init__(self) -> None:
         self.script: list[tuple[str, Any]] = []  # ("status", 429) | ("garbage", None) | ("delay", s)
+        self.chat_status: int | None = None  # every chat request fails with this status
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         stand_in = self
 
@@ -46,6 +47,8 @@ class ApiStandIn:
                     self._send(int(value), b'{"error": {"message": "slow down"}}', {"Retry-After": "0"})
                 elif action == "garbage":
                     self._send(200, b"<html>gateway error</html>")
+                elif stand_in.chat_status is not None and self.path.endswith("/chat/completions"):
+                    self._send(stand_in.chat_status, b'{"error": {"message": "model does not exist"}}')
                 elif self.path.endswith("/audio/transcriptions"):
                     self._send(200, json.dumps({"language": "en", "text": "hello world", "segments": [
                         {"start": 0.0, "end": 1.2, "text": " hello"}, {"start": 1.2, "end": 2.0, "text": " world"}]
@@ -204,3 +207,34 @@ def test_translated_track_one_cue_per_cue_and_switching_back(api: ApiStandIn, tm
     assert plain.returncode == 0 and plain.stdout.strip() != job  # translation is part of the job's identity
     assert spotkit("agent", "--until-idle", SPOTKIT_TRANSLATOR="none").returncode == 0
     assert json.loads(spotkit("status", plain.stdout.strip(), "--json").stdout)["complete"]
+
+
+def test_a_failed_translation_never_blocks_the_transcript(api: ApiStandIn, tmp_path: Path) -> None:
+    """The translator refuses every request: the transcript is still fetchable, the translation shows
+    as poisoned with its reason, and fetch --lang says what is missing instead of waiting for ever."""
+    import subprocess
+    import sys
+
+    from tests.conftest import DEMO_SAMPLE
+
+    api.chat_status = 400
+    env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("SPOTKIT_")},
+           "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": api.base_url, "SPOTKIT_TRANSLATOR": "openai",
+           "SPOTKIT_IDLE_SECONDS": "1", "SPOTKIT_RETRY_SECONDS": "0", "SPOTKIT_MAX_DELIVERIES": "2"}
+
+    def spotkit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "spotkit", "--home", str(tmp_path / "home"), *args],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    job = spotkit("submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10", "--translate", "ja").stdout.strip()
+    assert spotkit("agent", "--until-idle").returncode == 0
+    status = json.loads(spotkit("status", job, "--json").stdout)
+    assert status["transcribed"] and not status["complete"]
+    assert len(status["translations_poisoned"]) == status["segments"]
+    assert all("HTTP 400" in p["reason"] and p["language"] == "ja" for p in status["translations_poisoned"])
+    assert "poisoned translation of segment #0 into ja: " in spotkit("status", job).stdout
+    transcript = spotkit("fetch", job, "--format", "txt")
+    assert transcript.returncode == 0 and "goodbye" in transcript.stdout.lower()
+    missing = spotkit("fetch", job, "--lang", "ja")
+    assert missing.returncode == 3 and "translation into ja is not complete" in missing.stderr
+    assert "the transcript is ready" in missing.stderr and "Traceback" not in missing.stderr
