@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra import names
+
 NAMESPACE = "spotkit"
 # T4 sizes (NCasT4_v3) — the only family the node image and the memory planner are built for.
 T4_SIZES = ("Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3", "Standard_NC64as_T4_v3")
@@ -152,6 +154,9 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if not _NAME.match(prefix):
         raise StackConfigError(f"{NAMESPACE}:namePrefix = {prefix!r} must be 2-21 lowercase letters, digits or "
                                f"'-', starting with a letter {_fix('namePrefix', 'spotkit')}")
+    if names.too_long(prefix):
+        raise StackConfigError(f"{NAMESPACE}:namePrefix = {prefix!r} {names.too_long(prefix)}; use a shorter "
+                               f"prefix {_fix('namePrefix', 'spotkit')}")
     pip_spec = text("spotkitPipSpec", "spotkit[gpu]")
     if any(c in pip_spec for c in "\n\r'\"`$"):
         raise StackConfigError(f"{NAMESPACE}:spotkitPipSpec must be one pip requirement without quotes "
@@ -160,14 +165,27 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if not 1 <= retention <= 3650:
         raise StackConfigError(f"{NAMESPACE}:segmentRetentionDays = {retention} must be 1..3650 "
                                f"{_fix('segmentRetentionDays', '14')}")
+    models = listing("models", ("large-v3",))
+    if not models or any(not m.strip() for m in models):
+        raise StackConfigError(f"{NAMESPACE}:models must name at least one model, the first is what nodes "
+                               f"transcribe with {_fix('models', 'large-v3')}")
+    vnet_cidr = text("vnetCidr", "10.40.0.0/16")
+    try:
+        vnet = ipaddress.ip_network(vnet_cidr, strict=True)
+    except ValueError as err:
+        raise StackConfigError(f"{NAMESPACE}:vnetCidr = {vnet_cidr!r} is not a network address ({err}) "
+                               f"{_fix('vnetCidr', '10.40.0.0/16')}") from None
+    if vnet.version != 4 or not vnet.is_private or not 8 <= vnet.prefixlen <= 22:
+        raise StackConfigError(f"{NAMESPACE}:vnetCidr = {vnet_cidr} must be a private IPv4 range from /8 to /22 "
+                               f"(three /24 subnets are cut from it) {_fix('vnetCidr', '10.40.0.0/16')}")
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
         fallback_sizes=fallback, slot_count=slot_count, min_running=min_running,
         spot_price_cap_per_hour=max_price, data_disk_size_gb=disk_gb, data_disk_sku=disk_sku,
-        models=listing("models", ("large-v3",)), translator_provider=translator, alert_emails=emails,
+        models=models, translator_provider=translator, alert_emails=emails,
         spotkit_pip_spec=pip_spec, segment_retention_days=retention,
-        vnet_cidr=text("vnetCidr", "10.40.0.0/16"), secrets=dict(secrets or {}),
+        vnet_cidr=str(vnet), secrets=dict(secrets or {}),
     )
 
 

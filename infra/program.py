@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, resources
 
+from infra import names
 from infra.components.gpu_pool import GpuPool, GpuPoolArgs, slot_names
 from infra.components.hosts import Hosts, HostsArgs
 from infra.components.identity import Identity, IdentityArgs
@@ -33,10 +34,10 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     net = Network(f"{prefix}-net", NetworkArgs(group.name, loc, cfg.vnet_cidr, cfg.operator_cidr, tags))
     fleet_subnets: list[pulumi.Input[str]] = [net.gpu_subnet_id, net.controller_subnet_id]
     store = Storage(f"{prefix}-store", StorageArgs(group.name, loc, tags, fleet_subnets, cfg.operator_cidr,
-                                                   cfg.segment_retention_days))
+                                                   cfg.segment_retention_days, names.storage_account(prefix)))
     vault_secrets = {SECRET_KEYS[key]: value for key, value in cfg.secrets.items()}
     vault = Secrets(f"{prefix}-secrets", SecretsArgs(group.name, loc, tags, client.tenant_id, fleet_subnets,
-                                                     cfg.operator_cidr, vault_secrets))
+                                                     cfg.operator_cidr, names.key_vault(prefix), vault_secrets))
     ids = Identity(f"{prefix}-id", IdentityArgs(group.name, group.id, loc, tags, client.subscription_id,
                                                 store.account_id, vault.vault_id))
     secret_names = tuple(vault.secret_names)

@@ -21,6 +21,7 @@ class SecretsArgs:
     tenant_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     operator_cidr: str
+    vault_name: str  # logical name of the Key Vault (`infra.names.key_vault`)
     secrets: dict[str, Any] = field(default_factory=dict)  # Key Vault secret name -> pulumi secret Output
 
 
@@ -29,7 +30,7 @@ class Secrets(pulumi.ComponentResource):
         super().__init__("spotkit:infra:Secrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         vault = keyvault.Vault(
-            f"{name}-kv", resource_group_name=args.resource_group_name, location=args.location, tags=args.tags,
+            args.vault_name, resource_group_name=args.resource_group_name, location=args.location, tags=args.tags,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=args.tenant_id, sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
                 enable_rbac_authorization=True, enable_soft_delete=True, soft_delete_retention_in_days=7,

@@ -23,6 +23,7 @@ class StorageArgs:
     subnet_ids: list[pulumi.Input[str]]
     operator_cidr: str
     segment_retention_days: int
+    account_name: str  # logical name of the storage account (`infra.names.storage_account`)
 
 
 def storage_ip_rule(cidr: str) -> str:
@@ -52,7 +53,7 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         rg = args.resource_group_name
         account = storage.StorageAccount(
-            f"{name}acct".replace("-", ""), resource_group_name=rg, location=args.location, tags=args.tags,
+            args.account_name, resource_group_name=rg, location=args.location, tags=args.tags,
             kind="StorageV2", sku=storage.SkuArgs(name="Standard_LRS"),
             allow_shared_key_access=False, minimum_tls_version="TLS1_2", allow_blob_public_access=False,
             enable_https_traffic_only=True, default_to_o_auth_authentication=True,

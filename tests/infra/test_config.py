@@ -53,6 +53,13 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"tags": {"environment": "dev"}}, "tags", "cost-center"),
     ({"location": None}, "location", "is required"),
     ({"spotkitPipSpec": "spotkit\nrm -rf /"}, "spotkitPipSpec", "one pip requirement"),
+    ({"models": []}, "models", "at least one model"),
+    ({"models": [""]}, "models", "at least one model"),
+    ({"vnetCidr": "10.40.0.0/33"}, "vnetCidr", "not a network address"),
+    ({"vnetCidr": "10.40.0.1/16"}, "vnetCidr", "not a network address"),
+    ({"vnetCidr": "8.8.0.0/16"}, "vnetCidr", "private IPv4"),
+    ({"vnetCidr": "10.40.0.0/24"}, "vnetCidr", "three /24 subnets"),
+    ({"namePrefix": "spotkit-production"}, "namePrefix", "Azure allows 24"),
 ])
 def test_invalid_config_names_the_key(change: dict[str, Any], key: str, words: str) -> None:
     raw = {**sample(), **change}
@@ -63,3 +70,13 @@ def test_invalid_config_names_the_key(change: dict[str, Any], key: str, words: s
     assert f"spotkit:{key}" in message and words in message
     assert "\n" not in message
     assert "pulumi config set" in message  # and the fix
+
+
+def test_every_derived_name_fits_with_pulumis_suffix() -> None:
+    """The longest prefix the check admits makes names Azure accepts (checked against its limits)."""
+    from infra import names
+
+    cfg = parse_stack_config({**sample(), "namePrefix": "abcdefghijklm"})
+    assert len(names.storage_account(cfg.name_prefix)) + names.AUTONAME_SUFFIX <= 24
+    assert len(names.key_vault(cfg.name_prefix)) + names.AUTONAME_SUFFIX <= 24
+    assert names.too_long("abcdefghijklmn")  # one more letter: refused up front

@@ -113,7 +113,7 @@ def test_role_assignments_no_wider_than_the_resource_group(env: tuple[CapturingM
     assert only.props["scope"].startswith(rg_scope)
     node_scopes = {a.props["scope"].rsplit("/", 1)[1] for a in assignments
                    if a.props["principalId"] == "principal-spotkit-dev-id-nodes"}
-    assert node_scopes == {"spotkitdevstoreacct", "spotkit-dev-secrets-kv"}  # the account and the vault
+    assert node_scopes == {"spotkitdevst", "spotkit-dev-kv"}  # the account and the vault
 
 
 def test_alert_wired_to_the_action_group(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
