@@ -9,6 +9,7 @@ through Key Vault, never through custom data.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,8 +75,12 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     def number(key: str, default: float, kind: type = float) -> Any:
         value = raw.get(key, default)
         try:
+            if isinstance(value, bool):
+                raise TypeError("a boolean is not a number")
             parsed = kind(value)
-        except (TypeError, ValueError):
+            if kind is float and not math.isfinite(parsed):
+                raise ValueError("not a finite number")
+        except (TypeError, ValueError, OverflowError):
             raise StackConfigError(f"{NAMESPACE}:{key} = {value!r} is not a {kind.__name__} "
                                    f"{_fix(key, str(default))}") from None
         return parsed

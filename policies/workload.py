@@ -9,14 +9,18 @@ on the API. Every rate and price is an argument; nothing is assumed here.
 from __future__ import annotations
 
 import csv
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runtime.errors import SpotkitError
+
 HEADER = ["timestamp", "audio_seconds", "tokens"]
 
 
-class TraceError(ValueError):
+class TraceError(SpotkitError, ValueError):
     """A trace file that cannot be used, with the line and the reason."""
 
 
@@ -57,22 +61,32 @@ def read_trace(path: Path) -> list[Arrival]:
     except OSError as err:
         raise TraceError(f"{path}: cannot open ({err.strerror})") from None
     with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != HEADER:
-            raise TraceError(f"{path}: header must be {','.join(HEADER)}, found {header}")
-        arrivals = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                at, audio, tokens = parse_timestamp(row[0]), float(row[1]), int(row[2])
-            except (IndexError, ValueError) as err:
-                raise TraceError(f"{path}:{line}: {err}; expected ISO-8601-UTC,seconds,tokens") from None
-            if audio < 0 or tokens < 0:
-                raise TraceError(f"{path}:{line}: negative audio_seconds or tokens")
-            arrivals.append(Arrival(at, audio, tokens))
+        try:
+            arrivals = _rows(path, csv.reader(handle))
+        except UnicodeDecodeError:
+            raise TraceError(f"{path}: not a text CSV file (expected header {','.join(HEADER)})") from None
+        except (csv.Error, OSError) as err:
+            raise TraceError(f"{path}: cannot read as CSV ({err})") from None
     if not arrivals:
         raise TraceError(f"{path}: no rows")
     return sorted(arrivals, key=lambda a: a.at)
+
+
+def _rows(path: Path, reader: Iterator[list[str]]) -> list[Arrival]:
+    header = next(reader, None)
+    if header != HEADER:
+        raise TraceError(f"{path}: header must be {','.join(HEADER)}, found {header}")
+    arrivals = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            at, audio, tokens = parse_timestamp(row[0]), float(row[1]), int(row[2])
+        except (IndexError, ValueError, OverflowError) as err:
+            raise TraceError(f"{path}:{line}: {err}; expected ISO-8601-UTC,seconds,tokens") from None
+        if not (math.isfinite(at) and math.isfinite(audio)) or audio < 0 or tokens < 0:
+            raise TraceError(f"{path}:{line}: audio_seconds and tokens must be finite and not negative, "
+                             f"got {row[1]!r}, {row[2]!r}")
+        arrivals.append(Arrival(at, audio, tokens))
+    return arrivals
 
 
 def write_trace(path: Path, arrivals: list[Arrival]) -> None:

@@ -6,6 +6,7 @@ the fix. Nothing here is global: callers build a `Settings` and pass it down.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tomllib
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError
+from runtime.languages import check_spoken
 from runtime.urls import QUEUE_SCHEMES, STORE_SCHEMES, parse_backend_url
 
 
@@ -98,6 +100,7 @@ class Settings:
         for key, ok, why in checks:
             if not ok:
                 raise ConfigError(f"{key} = {getattr(self, key)!r} {why} ({_where(key)})")
+        check_spoken(self.language, self.model, where=f"language ({_where('language')})")
         parse_backend_url(self.queue, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
         parse_backend_url(self.store, "SPOTKIT_STORE", STORE_SCHEMES)
         return self
@@ -117,12 +120,24 @@ def _coerce(key: str, raw: Any, kind: type, source: str) -> Any:
         if kind is Path:
             return Path(str(raw)).expanduser()
         if kind is bool:
-            return str(raw).lower() in ("1", "true", "yes", "on")
-        return kind(raw)
-    except (TypeError, ValueError):
+            if isinstance(raw, bool):
+                return raw
+            spelled = str(raw).strip().lower()
+            if spelled not in _TRUE + _FALSE:
+                raise ValueError(f"not one of {', '.join(_TRUE + _FALSE)}")
+            return spelled in _TRUE
+        value = kind(raw)
+        if kind is float and not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
+    except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(
-            f"{key} = {raw!r} from {source} is not a valid {kind.__name__}; fix it in {source}"
+            f"{key} = {raw!r} from {source} is not a valid {kind.__name__} ({err}); fix it in {source}"
         ) from None
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -164,6 +179,10 @@ def _read_config_file(path: Path, types: dict[str, type]) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"SPOTKIT_CONFIG points at {path}, which does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"SPOTKIT_CONFIG points at {path}, a directory; name the TOML file in it") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"SPOTKIT_CONFIG: cannot read {path} ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     values: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from runtime.audio_codec import encode_flac
 from runtime.errors import MediaError, NotFound, SpotkitError
+from runtime.languages import check_spoken, check_target
 from runtime.media import SAMPLE_RATE, decode_bytes, read_media
 from runtime.queue.base import WorkQueue
 from runtime.records import (
@@ -40,6 +42,8 @@ from runtime.work import (
     segment_id,
     translation_key,
 )
+
+JOB_ID = re.compile(r"^[0-9a-f]{24}$")
 
 # progress(stage, done, total): stages are "decode", "speech", "upload".
 Progress = Callable[[str, int, int], None]
@@ -78,13 +82,13 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     Resubmitting the same file and options yields the same job id and the same segment ids; the
     agents then answer every segment from the cache.
     """
+    check_spoken(options.language, options.model)
+    for language in translate:
+        check_target(language)
     progress("decode", 0, 1)
     data = read_media(path)
     pcm = decode_bytes(data, name=str(path))
     data_hash = hashlib.sha256(data).hexdigest()
-    for language in translate:
-        if not language.replace("-", "").isalpha() or len(language) > 12:
-            raise MediaError(f"--translate: {language!r} is not a language code like ja or pt-BR")
     job = job_id(data_hash, options, segment_max_seconds, translate, translator_model)
     progress("decode", 1, 1)
 
@@ -112,6 +116,8 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
         translate=list(translate), translator_model=translator_model if translate else "",
     )
     resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
+    if resubmitted and store.get(job_key(job)) != manifest.to_bytes():
+        store.put(job_key(job), manifest.to_bytes())  # a damaged manifest: the same job, written again
     enqueued = 0
     for ref in refs:
         now = time.time()
@@ -144,11 +150,18 @@ def _needs_message(store: ObjectStore, job: str, segment: str, task: str, now: f
 
 
 def load_manifest(store: ObjectStore, job: str) -> JobManifest:
+    if not JOB_ID.match(job):
+        raise SpotkitError(f"{job!r} is not a job id (24 hex digits, as `spotkit submit` prints)")
     try:
-        return JobManifest.from_bytes(store.get(job_key(job)))
+        data = store.get(job_key(job))
     except NotFound:
         raise SpotkitError(
             f"no job {job!r} in {store.url}; check the id printed by `spotkit submit`") from None
+    try:
+        return JobManifest.from_bytes(data)
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise SpotkitError(f"job {job}'s manifest in {store.url} is corrupt ({err or type(err).__name__}); "
+                           "submit the media file again to rewrite it") from None
 
 
 @dataclass

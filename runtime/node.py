@@ -7,11 +7,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from runtime.agent import Agent
+from runtime.azure_env import on_azure
 from runtime.config import Settings
 from runtime.engines.base import Transcriber, Translator
 from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
@@ -23,16 +23,6 @@ from runtime.queue.base import WorkQueue
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.node")
-
-AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"  # what every Azure VM reports in DMI
-
-
-def on_azure(dmi: Path = Path("/sys/class/dmi/id/chassis_asset_tag")) -> bool:
-    try:
-        return dmi.read_text().strip() == AZURE_ASSET_TAG
-    except OSError:
-        return False
-
 
 def scheduled_events_enabled(settings: Settings) -> bool:
     if settings.scheduled_events == "auto":

@@ -34,10 +34,15 @@ def list_evictions(store: ObjectStore, day: str | None = None) -> list[dict[str,
 
 
 def request_drain(store: ObjectStore, node: str, deadline_seconds: float, reason: str,
-                  now: float | None = None) -> str:
-    """Ask NODE to drain (it sees the request within its poll interval, 5 s by default)."""
+                  now: float | None = None, force: bool = False) -> str:
+    """Ask NODE to drain (it sees the request within its poll interval, 5 s by default). A name no node
+    has ever sent a heartbeat under is refused (a typo would otherwise drain nothing, silently)."""
     if deadline_seconds < 0:
         raise SpotkitError("--deadline must be 0 or more seconds")
+    known = sorted(beat.node for beat in read_heartbeats(store))
+    if node not in known and not force:
+        raise SpotkitError(f"no node {node!r} has sent a heartbeat; known nodes: {', '.join(known) or 'none'} "
+                           "(--force asks anyway, for a node still booting)")
     request = DrainRequest(f"drain-{uuid.uuid4().hex[:12]}", time.time() if now is None else now,
                            deadline_seconds, reason)
     store.put(drain_request_key(node), dump(request))

@@ -39,6 +39,7 @@ from runtime.engines.base import AudioItem, Transcriber, Translator
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
+from runtime.redact import redact
 from runtime.retry import Backoff, retry_transient
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
@@ -181,12 +182,12 @@ class Agent:
                 self.metrics.errors.labels(self.node).inc()
                 kind = "transient" if err.transient else type(err).__name__
                 if not err.transient:
-                    self.settler.requeue_leased(str(err))
+                    self.settler.requeue_leased(redact(str(err)))
                 failures = failures + 1 if kind == last_kind else 1
                 last_kind = kind
                 delay = self.backoff.delay(failures)
                 log.warning("node=%s event=iteration-failed kind=%s failures=%d retry_in=%.1f held=%d error=%r",
-                            self.node, kind, failures, delay, len(self.leases), str(err))
+                            self.node, kind, failures, delay, len(self.leases), redact(str(err)))
                 if failures >= MAX_IDENTICAL_FAILURES:
                     log.error("node=%s event=giving-up kind=%s error=%r", self.node, kind, str(err))
                     return 1

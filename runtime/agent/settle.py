@@ -19,6 +19,7 @@ from runtime.agent.metrics import AgentMetrics
 from runtime.errors import BadMessage, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import PoisonRecord, UsageRecord, dump, poison_key, queued_key
+from runtime.redact import redact
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
 from runtime.work import TRANSCRIBE, WorkItem
@@ -65,7 +66,7 @@ class Settler:
             node=self.node, job=item.job, segment=item.segment, task=item.options.task,
             audio_seconds=item.seconds, tokens_in=tokens_in, tokens_out=tokens_out,
             engine=engine or self.default_engine(), model=model or item.options.model, started_at=started,
-            ended_at=self.clock() if ended is None else ended, outcome=outcome, error=error,
+            ended_at=self.clock() if ended is None else ended, outcome=outcome, error=redact(error),
             gpu_seconds=round(gpu_seconds, 4)))
         self.metrics.count(outcome)
 
@@ -102,6 +103,7 @@ class Settler:
 
     def failed(self, pending: Pending, error: str, started: float) -> None:
         """Back to the queue after a growing delay, with the reason; poisoned on the last delivery."""
+        error = redact(error)
         delay = int(min(60.0, self.retry_seconds * 2 ** (pending.message.dequeue_count - 1)))
         self._add(failures=1)
         self.leases.settle(pending.message.id, lambda m: self.queue.fail(
@@ -111,10 +113,12 @@ class Settler:
 
     def poison(self, message: Message, reason: str) -> None:
         """Bad work (garbage, missing or corrupt audio): retrying will not help."""
+        reason = redact(reason)
         self.leases.settle(message.id, lambda m: self.queue.poison(m, reason, self.record_poison))
 
     def record_poison(self, message: Message, reason: str) -> None:
         """Remember why a segment was poisoned, for `spotkit status`; garbage has no segment."""
+        reason = redact(reason)
         log.error("node=%s event=poisoned message=%s reason=%r", self.node, message.id, reason)
         try:
             item = WorkItem.decode(message.body)

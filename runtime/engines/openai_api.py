@@ -25,6 +25,7 @@ from typing import Any
 from runtime.engines.base import AudioItem, Transcriber, Translation, Translator
 from runtime.errors import ConfigError, EngineError
 from runtime.media import SAMPLE_RATE
+from runtime.redact import redact
 from runtime.work import Cue, TranscriptResult
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -62,12 +63,13 @@ class ApiClient:
                 try:
                     parsed = json.loads(payload)
                 except ValueError:
-                    raise EngineError(f"{path}: malformed reply (not JSON): {payload[:80]!r}") from None
+                    raise EngineError(f"{path}: malformed reply (not JSON): "
+                                      f"{redact(repr(payload[:80]), self.api_key)}") from None
                 if not isinstance(parsed, dict):
                     raise EngineError(f"{path}: malformed reply (not a JSON object)")
                 return parsed
             except urllib.error.HTTPError as err:
-                detail = err.read()[:200].decode(errors="replace")
+                detail = redact(err.read()[:200].decode(errors="replace"), self.api_key)
                 if err.code not in RETRYABLE:
                     raise EngineError(f"{path}: HTTP {err.code}: {detail}") from None
                 last = f"HTTP {err.code}"

@@ -10,23 +10,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.storage.queue import QueueClient
 
+from runtime.azure_env import credential
 from runtime.errors import LeaseLost, QueueError
 from runtime.queue.base import Message, WorkQueue, decode_content, encode_content
 
 _TIMEOUT_S = 30  # per-request server timeout; the transport also gets connect/read timeouts
 
 
+def _first_line(err: Exception) -> str:
+    """SDK errors carry pages of detail; one line of it says what happened."""
+    return (str(getattr(err, "message", None) or err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def _client(account: str, name: str, connection_string: str | None) -> QueueClient:
     kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
     if connection_string:
         return QueueClient.from_connection_string(connection_string, name, **kwargs)
-    from azure.identity import DefaultAzureCredential
-
     url = f"https://{account}.queue.core.windows.net"
-    return QueueClient(url, name, credential=DefaultAzureCredential(), **kwargs)
+    return QueueClient(url, name, credential=credential(), **kwargs)
 
 
 class AzureQueue(WorkQueue):
@@ -55,8 +65,11 @@ class AzureQueue(WorkQueue):
                 raise LeaseLost(f"{what}: pop receipt is stale (leased again)") from None
             raise QueueError(f"{what} on Azure queue {self.name!r}: {err.message}",
                              transient=err.status_code not in (400, 401, 403)) from None
+        except ClientAuthenticationError as err:
+            raise QueueError(f"{what} on Azure queue {self.name!r}: not authorised ({_first_line(err)})",
+                             transient=False) from None
         except AzureError as err:
-            raise QueueError(f"{what} on Azure queue {self.name!r}: {err}") from None
+            raise QueueError(f"{what} on Azure queue {self.name!r}: {_first_line(err)}") from None
 
     def ensure(self) -> None:
         for queue in (self, self.poison_queue()):

@@ -10,14 +10,16 @@ from typing import Any
 
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.storage.blob import ContainerClient
 
+from runtime.azure_env import credential
 from runtime.errors import NotFound, StoreError
-from runtime.store.base import ObjectStore, check_key
+from runtime.store.base import ObjectStore, check_key, check_prefix
 
 _TIMEOUT_S = 60
 
@@ -31,18 +33,15 @@ class AzureBlobStore(ObjectStore):
         if connection_string:
             self._client = ContainerClient.from_connection_string(connection_string, container, **kwargs)
         else:
-            from azure.identity import DefaultAzureCredential
-
             self._client = ContainerClient(
-                f"https://{account}.blob.core.windows.net", container,
-                credential=DefaultAzureCredential(), **kwargs,
-            )
+                f"https://{account}.blob.core.windows.net", container, credential=credential(), **kwargs)
 
     def _fail(self, what: str, err: AzureError) -> StoreError:
         # A refused credential or a missing container will not heal by retrying; the rest may.
         status = getattr(err, "status_code", None)
-        return StoreError(f"{what} on {self.url}: {getattr(err, 'message', None) or err}",
-                          transient=status not in (400, 401, 403, 404, 409))
+        first = (str(getattr(err, "message", None) or err).strip().splitlines() or [type(err).__name__])[0]
+        return StoreError(f"{what} on {self.url}: {first}", transient=not isinstance(err, ClientAuthenticationError)
+                          and status not in (400, 401, 403, 404, 409))
 
     def ensure(self) -> None:
         try:
@@ -86,6 +85,7 @@ class AzureBlobStore(ObjectStore):
             raise self._fail(f"check {key}", err) from None
 
     def list(self, prefix: str = "") -> list[str]:
+        check_prefix(prefix)
         try:
             return sorted(b.name for b in self._client.list_blobs(name_starts_with=prefix or None,
                                                                    timeout=_TIMEOUT_S))

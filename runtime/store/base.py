@@ -19,8 +19,18 @@ _KEY = re.compile(r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$")
 
 def check_key(key: str) -> str:
     if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
-        raise StoreError(f"invalid store key {key!r}: use letters, digits, '._=-' and '/' separators")
+        raise StoreError(f"invalid store key {key!r}: use letters, digits, '._=-' and '/' separators",
+                         transient=False)
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: "" or the start of a valid key (a trailing "/" allowed); never a path that
+    climbs out of the store ("..")."""
+    body = prefix[:-1] if prefix.endswith("/") else prefix
+    if body:
+        check_key(body)
+    return prefix
 
 
 class ObjectStore(ABC):

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from runtime.errors import NotFound, StoreError
-from runtime.store.base import ObjectStore, check_key
+from runtime.store.base import ObjectStore, check_key, check_prefix
 
 
 class FileStore(ObjectStore):
@@ -74,6 +74,7 @@ class FileStore(ObjectStore):
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
+        check_prefix(prefix)
         base = self.root
         if not base.exists():
             return []

@@ -17,6 +17,7 @@ import click
 from runtime import __version__
 from runtime.config import Settings, load_settings
 from runtime.errors import SpotkitError
+from runtime.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,15 +32,23 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 def friendly_errors(fn: F) -> F:
-    """Turn project errors into one line on stderr and exit code 1."""
+    """Turn project errors into one line on stderr and exit code 1. Anything else is a bug: still one
+    line (and exit 1) for the user, the traceback only with ``-v``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SpotkitError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {redact(str(err))}", err=True)
             sys.exit(getattr(err, "exit_code", EXIT_ERROR))
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as err:  # the last net: no traceback reaches a user
+            logging.getLogger("spotkit").info("unexpected error", exc_info=True)
+            click.echo(f"error: unexpected {type(err).__name__}: {redact(str(err))} (a spotkit bug; "
+                       "run with -v for the traceback and report it)", err=True)
+            sys.exit(EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]
 
@@ -65,6 +74,8 @@ def main(home: str | None, queue: str | None, store: str | None, verbose: bool) 
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    for noisy in ("azure", "urllib3"):  # SDK request logs; our own errors say what failed in one line
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def _register() -> None:

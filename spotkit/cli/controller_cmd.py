@@ -16,6 +16,7 @@ from runtime.errors import SpotkitError
 from runtime.queue import open_queue
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.params import NON_NEGATIVE, POSITIVE
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.local_slots import LocalSlots
 from spotkit.controller.loop import Controller, ControllerSettings
@@ -32,11 +33,11 @@ def _options(fn: F) -> F:
         click.option("--resource-group", envvar="SPOTKIT_RESOURCE_GROUP", help="(env SPOTKIT_RESOURCE_GROUP)"),
         click.option("--slots", envvar="SPOTKIT_SLOT_VMS",
                      help="Comma-separated slot VM names (env SPOTKIT_SLOT_VMS)."),
-        click.option("--deadline-hours", type=float, default=6.0, show_default=True),
-        click.option("--spot-price-per-hour", type=float, default=0.0627, show_default=True),
-        click.option("--boot-seconds", type=float, default=180.0, show_default=True),
-        click.option("--evictions-per-hour", type=float, default=0.05, show_default=True),
-        click.option("--audio-rtf", type=float, default=50.0, show_default=True,
+        click.option("--deadline-hours", type=POSITIVE, default=6.0, show_default=True),
+        click.option("--spot-price-per-hour", type=POSITIVE, default=0.0627, show_default=True),
+        click.option("--boot-seconds", type=NON_NEGATIVE, default=180.0, show_default=True),
+        click.option("--evictions-per-hour", type=NON_NEGATIVE, default=0.05, show_default=True),
+        click.option("--audio-rtf", type=POSITIVE, default=50.0, show_default=True,
                      help="Measured audio seconds per GPU second (policies.measured)."),
     ]):
         fn = option(fn)
@@ -99,7 +100,7 @@ def once(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
 
 @controller.command()
 @_options
-@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between decisions.")
+@click.option("--interval", type=POSITIVE, default=60.0, show_default=True, help="Seconds between decisions.")
 @click.pass_context
 @friendly_errors
 def run(ctx: click.Context, /, interval: float, **options: Any) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from runtime.engines.revision import transcriber_revision
+from runtime.errors import SpotkitError
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
 from runtime.jobs import submit as submit_job
@@ -18,6 +19,7 @@ from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.work import TaskOptions
 from spotkit.cli import EXIT_INCOMPLETE, friendly_errors, settings_from
+from spotkit.cli.params import POSITIVE
 from spotkit.cli.tables import print_table
 
 _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploading segments"}
@@ -27,7 +29,7 @@ _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploadin
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--language", default="", help="Spoken language (ISO code); default: detect, "
               "or English for *.en models.")
-@click.option("--segment-max-seconds", type=float, help="Longest segment, seconds of speech (default 30).")
+@click.option("--segment-max-seconds", type=POSITIVE, help="Longest segment, seconds of speech (default 30).")
 @click.option("--word-timestamps", is_flag=True, help="Also time every word (JSON output).")
 @click.option("--translate", "translate", default="", help="Target languages, comma-separated (e.g. ja,es); "
               "translated by SPOTKIT_TRANSLATOR's model on the agents.")
@@ -109,6 +111,14 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
                    f"{failed['reason']}")
 
 
+def _check_output(output: Path) -> None:
+    """Refuse, before any work, a path that cannot be written: a folder, or a file in a missing folder."""
+    if output.is_dir():
+        raise SpotkitError(f"-o {output} is a directory; give a file path, e.g. -o {output / 'transcript.srt'}")
+    if not output.parent.is_dir():
+        raise SpotkitError(f"-o {output}: the folder {output.parent} does not exist; create it first")
+
+
 @click.command()
 @click.argument("job")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="srt", show_default=True)
@@ -125,10 +135,12 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
       spotkit fetch 3f2a9c... --format json -o talk.json
       spotkit fetch 3f2a9c... --format srt --lang ja > talk.ja.srt
     """
+    if output is not None:
+        _check_output(output)
     settings = settings_from(ctx)
     store = open_store(settings.store)
     result = job_status(store, job)
-    if lang and result.transcribed and not result.translated_into(lang):
+    if lang in result.translated and result.transcribed and not result.translated_into(lang):
         failed = sum(1 for e in result.translations_poisoned if e["language"] == lang)
         click.echo(f"error: job {job}'s translation into {lang} is not complete ({result.translated.get(lang, 0)}/"
                    f"{result.total} segments, {failed} poisoned); the transcript is ready: "
@@ -141,6 +153,9 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
     _, cues = assemble(store, job, lang)
     text = render(cues, fmt, job)
     if output:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as err:
+            raise SpotkitError(f"cannot write {output}: {err.strerror}") from None
     else:
         click.echo(text, nl=False)

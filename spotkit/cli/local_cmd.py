@@ -8,6 +8,7 @@ import click
 
 from runtime.fleet import supervisor
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.params import NON_NEGATIVE
 from spotkit.cli.tables import print_table
 
 
@@ -28,7 +29,7 @@ def local() -> None:
 
 @local.command()
 @click.option("--nodes", type=click.IntRange(1, 16), default=2, show_default=True)
-@click.option("--restart-after", type=float, help="Bring an evicted node back after this many seconds.")
+@click.option("--restart-after", type=NON_NEGATIVE, help="Bring an evicted node back after this many seconds.")
 @click.pass_context
 @friendly_errors
 def up(ctx: click.Context, nodes: int, restart_after: float | None) -> None:
@@ -46,7 +47,7 @@ def up(ctx: click.Context, nodes: int, restart_after: float | None) -> None:
 @click.argument("node")
 @click.option("--type", "event_type", type=click.Choice(["Preempt", "Terminate", "Reboot", "Redeploy",
                                                           "Freeze"]), default="Preempt", show_default=True)
-@click.option("--notice", type=float, default=30.0, show_default=True, help="Seconds until NotBefore.")
+@click.option("--notice", type=NON_NEGATIVE, default=30.0, show_default=True, help="Seconds until NotBefore.")
 @click.pass_context
 @friendly_errors
 def evict(ctx: click.Context, node: str, event_type: str, notice: float) -> None:

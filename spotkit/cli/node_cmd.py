@@ -11,6 +11,7 @@ import click
 from runtime import oncall
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.params import NON_NEGATIVE
 from spotkit.cli.tables import print_table
 
 
@@ -50,19 +51,20 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
 @node.command()
 @click.argument("name")
-@click.option("--deadline", type=float, default=30.0, show_default=True,
+@click.option("--deadline", type=NON_NEGATIVE, default=30.0, show_default=True,
               help="Seconds the node has to finish what is in flight.")
 @click.option("--reason", default="operator drain", show_default=True)
+@click.option("--force", is_flag=True, help="Ask even if NAME has never sent a heartbeat (a node still booting).")
 @click.pass_context
 @friendly_errors
-def drain(ctx: click.Context, name: str, deadline: float, reason: str) -> None:
+def drain(ctx: click.Context, name: str, deadline: float, reason: str, force: bool) -> None:
     """Ask NAME to stop pulling work and requeue what cannot finish by the deadline.
 
     \b
     Examples:
       spotkit node drain gpu-slot-1 --deadline 0    # requeue everything now
     """
-    click.echo(oncall.request_drain(open_store(settings_from(ctx).store), name, deadline, reason))
+    click.echo(oncall.request_drain(open_store(settings_from(ctx).store), name, deadline, reason, force=force))
 
 
 @node.command()
@@ -91,18 +93,18 @@ def evictions() -> None:
 
 
 @evictions.command("list")
-@click.option("--day", help="UTC day, YYYY-MM-DD (default: all).")
+@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), help="UTC day, YYYY-MM-DD (default: all).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @friendly_errors
-def list_evictions(ctx: click.Context, day: str | None, as_json: bool) -> None:
+def list_evictions(ctx: click.Context, day: datetime | None, as_json: bool) -> None:
     """Each eviction: node, event, notice, drain time, requeued, finished, wasted GPU seconds.
 
     \b
     Examples:
       spotkit evictions list --json
     """
-    records = oncall.list_evictions(open_store(settings_from(ctx).store), day)
+    records = oncall.list_evictions(open_store(settings_from(ctx).store), day.strftime("%Y-%m-%d") if day else None)
     if as_json:
         click.echo(json.dumps(records))
         return
@@ -116,4 +118,5 @@ def list_evictions(ctx: click.Context, day: str | None, as_json: bool) -> None:
     columns = ("UTC", "node", "event", "notice", "drain", "requeued", "finished", "wasted", "acked")
     print_table("evictions and drains (seconds; wasted = GPU seconds; --json for ids)", columns, rows)
     if not records:
-        click.echo(f"no evictions recorded{' on ' + day if day else ''} (as of {time.strftime('%H:%M:%S')})")
+        on = f" on {day:%Y-%m-%d}" if day else ""
+        click.echo(f"no evictions recorded{on} (as of {time.strftime('%Y-%m-%d %H:%M:%S')})")

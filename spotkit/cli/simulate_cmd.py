@@ -12,6 +12,7 @@ from policies.simulator import SimParams
 from policies.workload import Rates, TraceError
 from runtime.errors import SpotkitError
 from spotkit.cli import friendly_errors
+from spotkit.cli.params import NON_NEGATIVE, POSITIVE
 from spotkit.cli.tables import print_table
 
 
@@ -19,16 +20,16 @@ from spotkit.cli.tables import print_table
 @click.option("--trace", "trace", type=click.Path(path_type=Path), required=True,
               help="CSV with header timestamp,audio_seconds,tokens (ISO 8601 UTC).")
 @click.option("--max-slots", type=click.IntRange(1, 200), default=8, show_default=True)
-@click.option("--spot-price-per-hour", type=float, default=0.0627, show_default=True)
-@click.option("--boot-seconds", type=float, default=180.0, show_default=True)
-@click.option("--evictions-per-hour", type=float, default=0.05, show_default=True, help="Per running slot.")
-@click.option("--deadline-hours", type=float, default=6.0, show_default=True)
-@click.option("--audio-rtf", type=float, default=DEFAULT_RATES.audio_rtf, show_default=True,
+@click.option("--spot-price-per-hour", type=POSITIVE, default=0.0627, show_default=True)
+@click.option("--boot-seconds", type=NON_NEGATIVE, default=180.0, show_default=True)
+@click.option("--evictions-per-hour", type=NON_NEGATIVE, default=0.05, show_default=True, help="Per running slot.")
+@click.option("--deadline-hours", type=POSITIVE, default=6.0, show_default=True)
+@click.option("--audio-rtf", type=POSITIVE, default=DEFAULT_RATES.audio_rtf, show_default=True,
               help="Audio seconds per GPU second.")
-@click.option("--tokens-per-second", type=float, default=DEFAULT_RATES.tokens_per_second, show_default=True)
-@click.option("--api-price-per-audio-minute", type=float, default=DEFAULT_RATES.api_price_per_audio_minute,
+@click.option("--tokens-per-second", type=POSITIVE, default=DEFAULT_RATES.tokens_per_second, show_default=True)
+@click.option("--api-price-per-audio-minute", type=NON_NEGATIVE, default=DEFAULT_RATES.api_price_per_audio_minute,
               show_default=True)
-@click.option("--api-price-per-million-tokens", type=float, default=DEFAULT_RATES.api_price_per_million_tokens,
+@click.option("--api-price-per-million-tokens", type=NON_NEGATIVE, default=DEFAULT_RATES.api_price_per_million_tokens,
               show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Evictions are drawn from it.")
 @click.option("--json", "as_json", is_flag=True)

@@ -19,9 +19,9 @@ class AzureSlots(SlotBackend):
         from azure.mgmt.compute import ComputeManagementClient
 
         if credential is None:
-            from azure.identity import DefaultAzureCredential
+            from runtime.azure_env import credential as machine_credential
 
-            credential = DefaultAzureCredential()
+            credential = machine_credential()
         self.resource_group, self.vm_names, self.timeout = resource_group, vm_names, timeout
         self.client = ComputeManagementClient(credential, subscription_id, base_url=base_url or None,
                                               connection_timeout=10, read_timeout=60, **client_options)

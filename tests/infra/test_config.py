@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infra.config import StackConfigError, parse_stack_config
 
@@ -60,6 +62,10 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"vnetCidr": "8.8.0.0/16"}, "vnetCidr", "private IPv4"),
     ({"vnetCidr": "10.40.0.0/24"}, "vnetCidr", "three /24 subnets"),
     ({"namePrefix": "spotkit-production"}, "namePrefix", "Azure allows 24"),
+    ({"slotCount": float("inf")}, "slotCount", "not a int"),
+    ({"segmentRetentionDays": float("nan")}, "segmentRetentionDays", "not a int"),
+    ({"maxPricePerHour": float("nan")}, "maxPricePerHour", "not a float"),
+    ({"slotCount": True}, "slotCount", "not a int"),
 ])
 def test_invalid_config_names_the_key(change: dict[str, Any], key: str, words: str) -> None:
     raw = {**sample(), **change}
@@ -80,3 +86,21 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
     assert len(names.storage_account(cfg.name_prefix)) + names.AUTONAME_SUFFIX <= 24
     assert len(names.key_vault(cfg.name_prefix)) + names.AUTONAME_SUFFIX <= 24
     assert names.too_long("abcdefghijklmn")  # one more letter: refused up front
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(["vmSize", "fallbackSizes", "slotCount", "minRunning", "maxPricePerHour",
+                                        "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider",
+                                        "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
+                                        "segmentRetentionDays", "location"]),
+                       st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
+                           [float("inf"), float("nan"), 1e400, -0.0]) | st.text(max_size=20)
+                       | st.lists(st.text(max_size=10), max_size=3)
+                       | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2), max_size=4))
+def test_any_stack_config_is_a_config_or_a_stack_config_error(change: dict[str, Any]) -> None:
+    try:
+        cfg = parse_stack_config({**sample(), **change})
+    except StackConfigError as err:
+        assert "\n" not in str(err) and "spotkit:" in str(err)
+        return
+    assert cfg.models and cfg.slot_count >= cfg.min_running >= 0

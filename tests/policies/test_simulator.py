@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from policies.comparison import DEFAULT_RATES, compare
 from policies.contenders import ApiOnly, FixedFleet
 from policies.simulator import SimParams, Simulation
 from policies.traces import TRACES, diurnal, sparse, steady
-from policies.workload import Arrival, read_trace, write_trace
+from policies.workload import Arrival, TraceError, read_trace, write_trace
 
 START = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 
@@ -88,3 +92,19 @@ def test_simulate_cli_json_and_errors(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "header must be timestamp,audio_seconds,tokens" in run.stderr
     assert run.stderr.count("\n") == 1
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300) | st.lists(st.tuples(
+    st.text(max_size=25) | st.sampled_from(["2026-11-01T00:00:00Z", "2026-11-31T00:00:00Z"]),
+    st.text(max_size=8) | st.sampled_from(["nan", "inf", "-1", "1e400", "30.5"]),
+    st.text(max_size=6) | st.sampled_from(["3", "-3", "1.5"])), max_size=5).map(
+    lambda rows: ("timestamp,audio_seconds,tokens\n" + "".join(",".join(r) + "\n" for r in rows)).encode()))
+def test_any_trace_file_is_arrivals_or_a_trace_error(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    path = tmp_path_factory.mktemp("trace") / "t.csv"
+    path.write_bytes(data)
+    try:
+        arrivals = read_trace(path)
+    except TraceError:
+        return
+    assert arrivals and all(a.audio_seconds >= 0 and a.tokens >= 0 for a in arrivals)

@@ -28,6 +28,7 @@ class ApiStandIn:
     def __init__(self) -> None:
         self.script: list[tuple[str, Any]] = []  # ("status", 429) | ("garbage", None) | ("delay", s)
         self.chat_status: int | None = None  # every chat request fails with this status
+        self.echo_status: int | None = None  # fail with this status, echoing the request's credentials
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         stand_in = self
 
@@ -47,6 +48,10 @@ class ApiStandIn:
                     self._send(int(value), b'{"error": {"message": "slow down"}}', {"Retry-After": "0"})
                 elif action == "garbage":
                     self._send(200, b"<html>gateway error</html>")
+                elif stand_in.echo_status is not None:  # a careless gateway
+                    auth = self.headers.get("Authorization", "")
+                    self._send(stand_in.echo_status, json.dumps({"error": f"denied for {auth}; key={auth[7:]}; "
+                                                                          f"retry with api_key={auth[7:]}"}).encode())
                 elif stand_in.chat_status is not None and self.path.endswith("/chat/completions"):
                     self._send(stand_in.chat_status, b'{"error": {"message": "model does not exist"}}')
                 elif self.path.endswith("/audio/transcriptions"):
@@ -238,3 +243,36 @@ def test_a_failed_translation_never_blocks_the_transcript(api: ApiStandIn, tmp_p
     missing = spotkit("fetch", job, "--lang", "ja")
     assert missing.returncode == 3 and "translation into ja is not complete" in missing.stderr
     assert "the transcript is ready" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_keys_echoed_by_a_gateway_are_stored_nowhere(api: ApiStandIn, settings: Settings,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A 400 whose body repeats the Authorization header: the key must not reach the log, the queue's
+    last error, the poison queue, the poison record or the usage records."""
+    from runtime.agent import Agent
+    from runtime.engines.factory import open_transcriber
+    from runtime.jobs import job_status, submit
+    from runtime.queue import open_queue
+    from runtime.records import read_usage
+    from runtime.store import open_store
+    from tests.conftest import DEMO_SAMPLE
+
+    key = "sk-live-SECRET0123456789abcdef"
+    api.echo_status = 400
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
+    settings = replace(settings, transcriber="openai", model="whisper-1", max_deliveries=2)
+    queue, store = open_queue(settings.queue, 2, env={}), open_store(settings.store, env={})
+    queue.ensure()
+    store.ensure()
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(model="whisper-1"), 30)
+    with caplog.at_level("DEBUG"):
+        assert Agent(settings, queue, store, lambda: open_transcriber(settings), until_idle=True).run() == 0
+    status = job_status(store, report.job)
+    assert len(status.poisoned) == report.segments and "HTTP 400" in status.poisoned[0]["reason"]
+    stored = [store.get(k) for k in store.list("")] + [m.body.encode() for m in queue.poison_queue().receive(32, 30)]
+    stored += [r.error.encode() for r in read_usage(store)] + [caplog.text.encode()]
+    leaks = [blob[:120] for blob in stored if b"SECRET0123456789" in blob]
+    assert not leaks, leaks
+    assert any(b"[redacted]" in blob for blob in stored)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runtime.eviction.events import (
     Document,
@@ -131,3 +133,23 @@ def test_store_deduplicates_across_sources_and_forgets_finished() -> None:
     assert store.current() == [a]  # still reported by the other source
     store.update("replay", [], now=4.0)
     assert store.current() == []
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=8)
+event_like = st.fixed_dictionaries({}, optional={
+    "EventId": json_values, "EventType": st.sampled_from(["Preempt", "Freeze", "Reboot", ""]) | json_values,
+    "Resources": st.lists(st.text(max_size=6), max_size=3) | json_values, "EventStatus": json_values,
+    "NotBefore": st.text(max_size=30) | json_values, "DurationInSeconds": json_values})
+
+
+@given(st.binary(max_size=200) | st.builds(lambda events, inc: json.dumps(
+    {"DocumentIncarnation": inc, "Events": events}).encode(), st.lists(event_like, max_size=4), json_values))
+def test_any_reply_is_a_document_or_a_malformed_document(body: bytes) -> None:
+    try:
+        document = parse_document(body)
+    except MalformedDocument:
+        return
+    assert isinstance(document.incarnation, int)
+    assert all(isinstance(e, InterruptionEvent) and e.event_type for e in document.events)
