@@ -73,7 +73,7 @@ def break_even(monthly_tokens: Number, api_price_per_million_tokens: Number, gpu
     tokens = _check("monthly_tokens", monthly_tokens)
     price = _check("api_price_per_million_tokens", api_price_per_million_tokens, positive=True)
     gpu_cost = _check("gpu_monthly_cost_usd", gpu_monthly_cost_usd)
-    throughput = _check("gpu_effective_tokens_per_second", gpu_effective_tokens_per_second, positive=True)
+    throughput = _check("gpu_effective_tokens_per_second", gpu_effective_tokens_per_second)
     api_cost = tokens * price / TOKENS_PER_MILLION
     break_even_tokens = gpu_cost / (price / TOKENS_PER_MILLION)
     capacity = throughput * SECONDS_PER_MONTH

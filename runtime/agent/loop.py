@@ -69,6 +69,7 @@ class Agent:
         self._make_transcriber, self._make_translator = transcriber, translator
         self.engine: Transcriber | None = None
         self.lifecycle = Lifecycle(exit_when_drained)
+        self._beat_lock = threading.Lock()
         self.cache = ResultCache(settings.cache_dir, store)
         self._had_cache = (settings.cache_dir / "results").is_dir()  # a warm persistent disk
         self.usage = UsageLog(store, self.node, clock)
@@ -127,13 +128,16 @@ class Agent:
                 return
 
     def beat(self) -> None:
-        counts = self.settler.counts()
-        beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(), self.leases.segments(),
-                         counts.processed, counts.cache_hits, counts.failures, self.leases.expires_at())
-        try:
-            self.store.put(heartbeat_key(self.node), dump(beat))
-        except SpotkitError as err:
-            log.warning("node=%s event=heartbeat-failed error=%r", self.node, str(err))
+        """Write the heartbeat. Serialised, state read inside the lock: a beat the ticker composed
+        before the drain was marked can never land after the drained one and hide it."""
+        with self._beat_lock:
+            counts = self.settler.counts()
+            beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(), self.leases.segments(),
+                             counts.processed, counts.cache_hits, counts.failures, self.leases.expires_at())
+            try:
+                self.store.put(heartbeat_key(self.node), dump(beat))
+            except SpotkitError as err:
+                log.warning("node=%s event=heartbeat-failed error=%r", self.node, str(err))
 
     def flush(self) -> None:
         """Usage records and a heartbeat, now (before exit)."""

@@ -19,7 +19,6 @@ from policies.breakeven import (
 from policies.prices import load_price_book, load_vm_prices
 from runtime.errors import SpotkitError
 from spotkit.cli import friendly_errors
-from spotkit.cli.params import NON_NEGATIVE, POSITIVE, SHARE
 
 HOURS_PER_MONTH = 720.0  # 30 days always on: the default for --running-hours-per-month
 # policies/ names its arguments; a user typed flags. Only names whose flag differs need an entry.
@@ -143,31 +142,28 @@ def _summary(result: BreakEven, cost_origin: str, throughput_origin: str, price_
 
 
 @click.command()
-@click.option("--monthly-tokens", type=NON_NEGATIVE, required=True, help="Tokens per month to produce.")
-@click.option("--api-price-per-million-tokens", type=POSITIVE, help="The API's USD per 1M tokens.")
+@click.option("--monthly-tokens", type=float, required=True, help="Tokens per month to produce.")
+@click.option("--api-price-per-million-tokens", type=float, help="The API's USD per 1M tokens.")
 @click.option("--api-model", help="Take the API price from the price book: this model's output-token price.")
 @click.option("--price-overrides", type=click.Path(path_type=Path), help="TOML file replacing price-book entries.")
-@click.option("--gpu-monthly-cost-usd", type=NON_NEGATIVE, help="One GPU node's monthly cost, USD.")
-@click.option("--vm-price-per-hour", type=NON_NEGATIVE,
-              help="Instead: the GPU's hourly price (× --running-hours-per-month).")
+@click.option("--gpu-monthly-cost-usd", type=float, help="One GPU node's monthly cost, USD.")
+@click.option("--vm-price-per-hour", type=float, help="Instead: the GPU's hourly price (× --running-hours-per-month).")
 @click.option("--vm-size", help="Instead: look the hourly price up (Azure Retail Prices API, snapshot fallback).")
 @click.option("--region", default="eastus", show_default=True, help="Azure region for --vm-size.")
 @click.option("--pay-as-you-go", is_flag=True, help="With --vm-size: the pay-as-you-go price instead of spot.")
 @click.option("--offline", is_flag=True, help="With --vm-size: use the dated offline snapshot, no network.")
-@click.option("--running-hours-per-month", type=NON_NEGATIVE, default=HOURS_PER_MONTH, show_default=True,
+@click.option("--running-hours-per-month", type=float, default=HOURS_PER_MONTH, show_default=True,
               help="Hours the node runs (and is billed) a month.")
-@click.option("--disk-monthly-usd", type=NON_NEGATIVE, default=0.0, help="Persistent disk, USD a month.")
-@click.option("--ops-hours-per-month", type=NON_NEGATIVE, default=0.0, help="Engineering tax: people-hours a month.")
-@click.option("--ops-hourly-rate", type=NON_NEGATIVE, default=0.0, help="Engineering tax: USD per people-hour.")
-@click.option("--gpu-effective-tokens-per-second", type=POSITIVE, required=True,
+@click.option("--disk-monthly-usd", type=float, default=0.0, help="Persistent disk, USD a month.")
+@click.option("--ops-hours-per-month", type=float, default=0.0, help="Engineering tax: people-hours a month.")
+@click.option("--ops-hourly-rate", type=float, default=0.0, help="Engineering tax: USD per people-hour.")
+@click.option("--gpu-effective-tokens-per-second", type=float, required=True,
               help="Tokens/s one GPU sustains (the peak, when --utilization or eviction flags adjust it).")
-@click.option("--utilization", type=SHARE, default=1.0, show_default=True,
+@click.option("--utilization", type=float, default=1.0, show_default=True,
               help="Busy share of the paid time (0-1).")
-@click.option("--evictions-per-hour", type=NON_NEGATIVE, default=0.0, help="Spot evictions per running hour.")
-@click.option("--restart-seconds", type=NON_NEGATIVE, default=0.0,
-              help="Paid seconds to get back to work per eviction.")
-@click.option("--wasted-seconds-per-eviction", type=NON_NEGATIVE, default=0.0,
-              help="Work redone per eviction, seconds.")
+@click.option("--evictions-per-hour", type=float, default=0.0, help="Spot evictions per running hour.")
+@click.option("--restart-seconds", type=float, default=0.0, help="Paid seconds to get back to work per eviction.")
+@click.option("--wasted-seconds-per-eviction", type=float, default=0.0, help="Work redone per eviction, seconds.")
 @click.option("--plot", type=click.Path(path_type=Path), help="Also draw both cost lines to this PNG file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the core comparison's inputs and outputs as JSON.")
 @friendly_errors
@@ -203,6 +199,9 @@ def breakeven(monthly_tokens: float, api_price_per_million_tokens: float | None,
             price = api_price_per_million_tokens or 0.0
             price_origin = f"${price:g} per 1M tokens"
         tax = engineering_tax_usd(ops_hours_per_month, ops_hourly_rate)
+        if gpu_effective_tokens_per_second == 0:  # no capacity is not a comparison: it would flatter self-hosting
+            raise ValueError("gpu_effective_tokens_per_second must be greater than 0 (measure it: "
+                             "`spotkit controller once --json` reports it from the fleet's usage records)")
         if disk_monthly_usd < 0:
             raise ValueError(f"disk_monthly_usd_per_node must be at least 0, got {disk_monthly_usd!r}")
         cost, cost_origin = _gpu_monthly_cost(gpu_monthly_cost_usd, vm_price_per_hour, vm_size, region, pay_as_you_go,

@@ -55,7 +55,7 @@ CASES = [
      lambda t: ["simulate", "--trace", str(SPARSE), "--evictions-per-hour", "inf"], {}, 2, "not a finite number"),
     ("zero throughput", lambda t: ["breakeven", "--monthly-tokens", "2e8", "--api-price-per-million-tokens", "0.6",
                                    "--gpu-monthly-cost-usd", "45", "--gpu-effective-tokens-per-second", "0"],
-     {}, 2, "must be more than 0"),
+     {}, 1, "--gpu-effective-tokens-per-second must be greater than 0"),
     ("an impossible day", lambda t: ["evictions", "list", "--day", "2026-13-45"], {}, 2, "2026-13-45"),
     ("a day that is a path", lambda t: ["evictions", "list", "--day", "../../etc"], {}, 2, "../../etc"),
     ("draining a node nobody knows", lambda t: ["node", "drain", "no-such-node"], {}, 1, "has sent a heartbeat"),

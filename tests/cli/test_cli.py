@@ -87,8 +87,8 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
 
 
 def test_unknown_job(tmp_path: Path) -> None:
-    result = spotkit(tmp_path, "status", "feedfacefeedface")
-    assert result.returncode == 1 and "no job 'feedfacefeedface'" in result.stderr
+    result = spotkit(tmp_path, "status", "feedfacefeedfacefeedface")
+    assert result.returncode == 1 and "no job 'feedfacefeedfacefeedface'" in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["submit"], ["status"], ["fetch"], ["agent"], ["demo"]])

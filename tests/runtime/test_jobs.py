@@ -117,7 +117,7 @@ def test_status_and_assemble_in_source_time(backends: tuple[SqliteQueue, FileSto
 def test_unknown_job() -> None:
     store = FileStore(Path("/nonexistent-spotkit-store"))
     with pytest.raises(SpotkitError, match="no job"):
-        load_manifest(store, "deadbeef")
+        load_manifest(store, "deadbeefdeadbeefdeadbeef")
 
 
 def test_render_formats() -> None:
