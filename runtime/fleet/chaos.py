@@ -6,6 +6,7 @@ beside it: tests/chaos and bench/eviction both run it."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 import wave
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from runtime.fleet.local_fleet import Fleet
 from runtime.jobs import load_manifest, submit
 from runtime.media import decode_file
 from runtime.queue import open_queue
+from runtime.queue.base import WorkQueue
 from runtime.records import RESULTS, TRANSCRIPTS, read_evictions, read_heartbeats, read_usage
 from runtime.samples import demo_sample
 from runtime.store import open_store
@@ -56,8 +58,44 @@ class ChaosPlan:
     preempt_notices: list[float] = field(default_factory=lambda: [0.3, 0.6, 1.0, 2.0, 3.0] * 2)
     kills: int = 3
     restart_backend: Callable[[Fleet], None] | None = None  # gets the fleet, restarts the queue
+    store_outage: Callable[[float], None] | None = None  # makes the store fail for that many seconds
+    store_outage_seconds: float = 3.0
+    shared_preempts: int = 0  # Preempts naming two VMs at once (acknowledged only once both drained)
+    shared_notice: float = 4.0
+    resubmits: int = 0  # the same media submitted again while the agents work on it
     interval: float = 0.8
     seed: int = 11
+
+    def actions(self, rng: random.Random) -> list[str]:
+        """Every chaos action of the plan, in a seeded order; the backend restart half-way."""
+        rest = ["kill"] * self.kills + ["shared"] * self.shared_preempts + ["resubmit"] * self.resubmits
+        rest += ["outage"] if self.store_outage else []
+        rng.shuffle(rest)
+        preempts = [f"preempt:{n}" for n in self.preempt_notices]
+        actions = [a for pair in zip(preempts, rest + [""] * len(preempts), strict=False) for a in pair if a]
+        actions += rest[len(preempts):]
+        if self.restart_backend:
+            actions.insert(len(actions) // 2, "restart")
+        return actions
+
+
+def file_store_outage(root: Path) -> Callable[[float], None]:
+    """A store outage on local disk: `results/` swapped for a plain file, so every result read and
+    write fails (not a directory) for that long, then put back — what a read-only disk does to it."""
+    def outage(seconds: float) -> None:
+        results, away = root / "results", root / "results.outage"
+        results.rename(away)
+        results.write_bytes(b"")
+
+        def restore() -> None:
+            results.unlink()
+            away.rename(results)
+
+        timer = threading.Timer(seconds, restore)
+        timer.daemon = True
+        timer.start()
+
+    return outage
 
 
 @dataclass
@@ -71,6 +109,8 @@ class ChaosReport:
     preempts_sent: int
     backend_restarts: int
     wall_seconds: float
+    poisoned: int = 0  # messages in the poison queue: every chaos segment is good work, so each is wrong
+    done_actions: dict[str, int] = field(default_factory=dict)
 
 
 def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[str, str] | None = None,
@@ -83,54 +123,72 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
         job = submit(path, queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds).job
         expected.update(ref.id for ref in load_manifest(store, job).segments)
     rng = random.Random(plan.seed)
+    actions = plan.actions(rng)
+    done: dict[str, int] = {}
     fleet = Fleet(settings, [f"chaos-{i + 1}" for i in range(nodes)], restart_after=1.0, env=env).up()
     started = time.monotonic()
-    notices = list(plan.preempt_notices)
-    kills, restarts, sent = plan.kills, 0, 0
-    restart_at = len(notices) // 2
     try:
         next_action = time.monotonic() + 1.5  # let the agents start
-        while len(done_segments(store)) < len(expected):
+        while len(done_segments(store)) < len(expected) or _outage_on(store):
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"chaos run did not finish in {timeout} s: "
                                      f"{len(done_segments(store))}/{len(expected)} done")
-            chaos_left = notices or kills or (plan.restart_backend and not restarts)
-            if time.monotonic() >= next_action and chaos_left:
+            if time.monotonic() >= next_action and actions:
                 # Hit nodes that are past start-up, so most evictions land on a batch in flight.
                 running = [n.name for n in fleet.nodes.values() if n.state == "running"
                            and time.time() - n.started_at > 2.0 and not _under_event(fleet, n.name)]
                 # Prefer a node with work in hand (its heartbeat says so), so short notices catch a batch.
                 busy = [n for n in running if n in _working(store)]
-                if running:
-                    target = rng.choice(busy or running)
-                    if plan.restart_backend and not restarts and sent >= restart_at:
-                        plan.restart_backend(fleet)
-                        restarts += 1
-                    elif notices and (not kills or rng.random() < 0.75):
-                        fleet.evict(target, "Preempt", notices.pop(0))
-                        sent += 1
-                    elif kills:
-                        fleet.kill(target)
-                        kills -= 1
+                if running and _act(actions[0], fleet, rng.choice(busy or running), running, plan, rng, queue,
+                                    store, media, settings):
+                    kind = actions.pop(0).split(":")[0]
+                    done[kind] = done.get(kind, 0) + 1
                 next_action = time.monotonic() + plan.interval
             time.sleep(0.05)
         wall = time.monotonic() - started
     finally:
         fleet.down(timeout=20)
-    if notices or kills or (plan.restart_backend and not restarts):
-        raise AssertionError(f"the work finished before the chaos plan did: {len(notices)} preempts, "
-                             f"{kills} kills, restart done: {bool(restarts)} left; give it more work")
+    if actions:
+        raise AssertionError(f"the work finished before the chaos plan did: {actions} left; give it more work")
     return ChaosReport(
         expected=expected,
         results={k: store.get(k) for k in store.list(RESULTS)},
         evictions=[asdict(r) for r in read_evictions(store)],
         imds_events=[e for e in fleet.server.state.snapshot()["events"]],
-        usage=read_usage(store), kills=fleet.status()["kills"], preempts_sent=sent,
-        backend_restarts=restarts, wall_seconds=wall)
+        usage=read_usage(store), kills=fleet.status()["kills"], preempts_sent=done.get("preempt", 0),
+        backend_restarts=done.get("restart", 0), wall_seconds=wall,
+        poisoned=queue.poison_queue().approximate_count(), done_actions=done)
+
+
+def _act(action: str, fleet: Fleet, target: str, running: list[str], plan: ChaosPlan, rng: random.Random,
+         queue: WorkQueue, store: ObjectStore, media: list[Path], settings: Settings) -> bool:
+    """Carry out one chaos action; False if it cannot be done now (try again at the next interval)."""
+    kind, _, arg = action.partition(":")
+    if kind == "preempt":
+        fleet.evict(target, "Preempt", float(arg))
+    elif kind == "kill":
+        fleet.kill(target)
+    elif kind == "restart" and plan.restart_backend is not None:
+        plan.restart_backend(fleet)
+    elif kind == "outage" and plan.store_outage is not None:
+        plan.store_outage(plan.store_outage_seconds)
+    elif kind == "shared":
+        if len(running) < 2:
+            return False
+        pair = [target, rng.choice([n for n in running if n != target])]
+        fleet.server.state.add_event("Preempt", pair, plan.shared_notice)
+    elif kind == "resubmit":
+        submit(rng.choice(media), queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds)
+    return True
 
 
 def done_segments(store: ObjectStore) -> set[str]:
     return {k.rsplit("/", 1)[1].removesuffix(".json") for k in store.list(TRANSCRIPTS)}
+
+
+def _outage_on(store: ObjectStore) -> bool:
+    root = Path(store.url.removeprefix("file://")) if store.url.startswith("file://") else None
+    return root is not None and (root / "results.outage").exists()
 
 
 def _working(store: ObjectStore) -> set[str]:
@@ -153,15 +211,39 @@ def check(report: ChaosReport) -> dict[str, Any]:
     for segment, data in found.items():  # exactly one result per segment, and it is that segment's
         assert TranscriptResult.from_bytes(data).segment == segment
     acked = {e["event_id"]: e for e in report.imds_events if e["acknowledged_at"] is not None}
-    records = {r["event_id"]: r for r in report.evictions}
+    records: dict[str, list[dict[str, Any]]] = {}
+    for r in report.evictions:
+        records.setdefault(r["event_id"], []).append(r)
     for event_id, event in acked.items():
-        record = records[event_id]
-        assert record["drained_at"] <= event["acknowledged_at"], f"{event_id} acknowledged before drained"
+        assert records.get(event_id), f"{event_id} acknowledged with no drain recorded"
+        for record in records[event_id]:
+            assert record["drained_at"] <= event["acknowledged_at"], f"{event_id} acknowledged before drained"
+    shared = [e for e in report.imds_events if len(e["resources"]) > 1]
+    for event in shared:  # acknowledging releases it for all: no VM it names may go before it drained
+        drained = {r["node"]: r["drained_at"] for r in records.get(event["event_id"], [])}
+        for kill in report.kills:  # at NotBefore Azure goes ahead anyway; before it, only an approval can
+            if event["event_id"] in kill["why"] and kill["at"] < event["not_before"]:
+                assert kill["node"] in drained and drained[kill["node"]] <= kill["at"], \
+                    f"{kill['node']} deallocated before it drained for shared event {event['event_id']}"
     for record in report.evictions:
         window = [u for u in report.usage if u.node == record["node"] and u.outcome == "requeued"
                   and record["drain_started_at"] <= u.ended_at <= record["drained_at"]]
         assert len(window) == record["requeued"], (record, len(window))
         wasted = sum(u.gpu_seconds for u in window)
         assert abs(wasted - record["wasted_gpu_seconds"]) < 0.05, (record, wasted)
-    return {"lost": len(lost), "unexpected": len(unexpected), "segments": len(found),
-            "evictions": len(report.evictions), "acknowledged": len(acked), "kills": len(report.kills)}
+    done: dict[str, int] = {}
+    for u in report.usage:
+        if u.outcome == "done" and u.task == "transcribe":
+            done[u.segment] = done.get(u.segment, 0) + 1
+    duplicated = sorted(s for s, n in done.items() if n > 1)
+    assert not duplicated, f"segments whose work was counted more than once: {duplicated[:5]}"
+    assert report.poisoned == 0, f"{report.poisoned} good segments poisoned"
+    return {"lost": len(lost), "unexpected": len(unexpected), "duplicated": len(duplicated),
+            "wrongly_poisoned": report.poisoned, "segments": len(found), "evictions": len(report.evictions),
+            "acknowledged": len(acked), "kills": len(report.kills), "shared_preempts": len(shared)}
+
+
+def summary(counts: dict[str, Any]) -> str:
+    return (f"lost / duplicated / wrongly poisoned = {counts['lost']} / {counts['duplicated']} / "
+            f"{counts['wrongly_poisoned']} over {counts['segments']} segments, {counts['evictions']} drains, "
+            f"{counts['kills']} kills, {counts['shared_preempts']} shared Preempts")

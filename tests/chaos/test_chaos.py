@@ -7,14 +7,26 @@ import sqlite3
 from pathlib import Path
 
 from runtime.config import Settings
-from runtime.fleet.chaos import ChaosPlan, ChaosReport, chaos_settings, check, media_variants, run_chaos
+from runtime.fleet.chaos import (
+    ChaosPlan,
+    ChaosReport,
+    chaos_settings,
+    check,
+    file_store_outage,
+    media_variants,
+    run_chaos,
+    summary,
+)
 from runtime.fleet.local_fleet import Fleet
 from tests.support.azurite import ACCOUNT, start_azurite
 
 
 def assert_chaos_held(report: ChaosReport) -> None:
     counts = check(report)
-    assert counts["lost"] == 0 and counts["unexpected"] == 0
+    print(summary(counts))
+    assert (counts["lost"], counts["duplicated"], counts["wrongly_poisoned"]) == (0, 0, 0)
+    assert counts["unexpected"] == 0
+    assert report.done_actions.get("shared", 0) == 2 and report.done_actions.get("resubmit", 0) == 3
     assert counts["segments"] >= 300
     assert report.preempts_sent >= 10 and counts["kills"] >= 3 and report.backend_restarts == 1
     assert counts["acknowledged"] >= 5  # most Preempts drained and were approved before NotBefore
@@ -32,8 +44,11 @@ def test_chaos_on_sqlite(tmp_path: Path) -> None:
             if node.state == "running":
                 fleet.kill(name, "kill -9 (queue backend restart: every process holding the SQLite file)")
 
-    report = run_chaos(settings, media_variants(tmp_path, 10), ChaosPlan(restart_backend=restart_backend))
+    plan = ChaosPlan(restart_backend=restart_backend, store_outage=file_store_outage(settings.home / "store"),
+                     shared_preempts=2, resubmits=3)
+    report = run_chaos(settings, media_variants(tmp_path, 10), plan)
     assert_chaos_held(report)
+    assert report.done_actions.get("outage") == 1
     with sqlite3.connect(settings.home / "queue.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
@@ -51,8 +66,8 @@ def test_chaos_on_azurite(tmp_path: Path) -> None:
         service["azurite"] = service["azurite"].restart()
 
     try:
-        report = run_chaos(settings, media_variants(tmp_path, 10), ChaosPlan(restart_backend=restart_backend),
-                           env=env)
+        report = run_chaos(settings, media_variants(tmp_path, 10),
+                           ChaosPlan(restart_backend=restart_backend, shared_preempts=2, resubmits=3), env=env)
     finally:
         service["azurite"].stop()
     assert_chaos_held(report)
