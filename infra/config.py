@@ -25,6 +25,11 @@ TRANSLATORS = ("vllm", "openai", "none")
 REQUIRED_TAGS = ("environment", "cost-center")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_OPENAI_ACCOUNT = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[A-Za-z0-9._()-]{1,90}/providers/"
+                             r"Microsoft\.CognitiveServices/accounts/[A-Za-z0-9][A-Za-z0-9-]{1,63}$")
+_OPENAI_ENDPOINT = re.compile(r"^https://[a-z0-9][a-z0-9-]{1,62}\.(openai\.azure\.com|cognitiveservices\.azure\.com)/?$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 
 
 class StackConfigError(ValueError):
@@ -51,12 +56,23 @@ class StackConfig:
     spotkit_pip_spec: str = "spotkit[gpu]"
     segment_retention_days: int = 14
     vnet_cidr: str = "10.40.0.0/16"
+    translator_model: str = "Qwen/Qwen3-8B-AWQ"
+    # Azure OpenAI as the metered API (Entra ID through the identities; no key): its resource id
+    # scopes the "Cognitive Services OpenAI User" role, its endpoint goes to the nodes.
+    azure_openai_resource_id: str = ""
+    azure_openai_endpoint: str = ""
+    azure_openai_api_version: str = "2024-10-21"
     # Secret values (pulumi.Output[str] when given); never rendered into custom data.
     secrets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_sizes(self) -> tuple[str, ...]:
         return (self.vm_size, *self.fallback_sizes)
+
+    @property
+    def metered_api(self) -> str:
+        """The flavour of metered API the nodes call (runtime ``SPOTKIT_METERED_API``)."""
+        return "azure-openai" if self.azure_openai_resource_id else "openai"
 
 
 def _fix(key: str, example: str) -> str:
@@ -183,6 +199,32 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if vnet.version != 4 or not vnet.is_private or not 8 <= vnet.prefixlen <= 22:
         raise StackConfigError(f"{NAMESPACE}:vnetCidr = {vnet_cidr} must be a private IPv4 range from /8 to /22 "
                                f"(three /24 subnets are cut from it) {_fix('vnetCidr', '10.40.0.0/16')}")
+    translator_model = text("translatorModel", "Qwen/Qwen3-8B-AWQ" if translator == "vllm" else "gpt-4o-mini")
+    if not _DEPLOYMENT.match(translator_model):
+        raise StackConfigError(f"{NAMESPACE}:translatorModel = {translator_model!r} is not a model or deployment "
+                               f"name {_fix('translatorModel', 'gpt-4o-mini')}")
+    aoai_id = str(raw.get("azureOpenAiResourceId") or "").strip()
+    aoai_endpoint = str(raw.get("azureOpenAiEndpoint") or "").strip()
+    aoai_version = text("azureOpenAiApiVersion", "2024-10-21")
+    if aoai_id and not _OPENAI_ACCOUNT.match(aoai_id):
+        raise StackConfigError(f"{NAMESPACE}:azureOpenAiResourceId is not an Azure OpenAI resource id "
+                               f"(/subscriptions/…/providers/Microsoft.CognitiveServices/accounts/NAME) "
+                               f"{_fix('azureOpenAiResourceId', _EXAMPLES['azureOpenAiResourceId'])}")
+    if bool(aoai_id) != bool(aoai_endpoint):
+        missing = "azureOpenAiEndpoint" if aoai_id else "azureOpenAiResourceId"
+        raise StackConfigError(f"{NAMESPACE}:{missing} is required with Azure OpenAI (the resource id scopes the "
+                               f"role, the endpoint is where nodes call) {_fix(missing, _EXAMPLES[missing])}")
+    if aoai_endpoint and not _OPENAI_ENDPOINT.match(aoai_endpoint):
+        raise StackConfigError(f"{NAMESPACE}:azureOpenAiEndpoint = {aoai_endpoint!r} is not an Azure OpenAI "
+                               f"endpoint {_fix('azureOpenAiEndpoint', _EXAMPLES['azureOpenAiEndpoint'])}")
+    if not _API_VERSION.match(aoai_version):
+        raise StackConfigError(f"{NAMESPACE}:azureOpenAiApiVersion = {aoai_version!r} is not an API version "
+                               f"like 2024-10-21 {_fix('azureOpenAiApiVersion', '2024-10-21')}")
+    if translator == "openai" and not aoai_id and "openaiApiKey" not in (secrets or {}):
+        raise StackConfigError(f"{NAMESPACE}:translatorProvider = openai needs a metered API: set "
+                               f"{NAMESPACE}:azureOpenAiResourceId and azureOpenAiEndpoint (Entra ID, no key) or the "
+                               f"secret {NAMESPACE}:openaiApiKey "
+                               f"(pulumi config set --secret {NAMESPACE}:openaiApiKey KEY)")
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
@@ -190,7 +232,9 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         spot_price_cap_per_hour=max_price, data_disk_size_gb=disk_gb, data_disk_sku=disk_sku,
         models=models, translator_provider=translator, alert_emails=emails,
         spotkit_pip_spec=pip_spec, segment_retention_days=retention,
-        vnet_cidr=str(vnet), secrets=dict(secrets or {}),
+        vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
+        azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
+        secrets=dict(secrets or {}),
     )
 
 
@@ -204,6 +248,8 @@ _EXAMPLES = {
     "tags": "--path 'spotkit:tags.environment' dev",
     "alertEmails": "oncall@example.com",
     "fallbackSizes": "Standard_NC8as_T4_v3",
+    "azureOpenAiResourceId": "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.CognitiveServices/accounts/NAME",
+    "azureOpenAiEndpoint": "https://NAME.openai.azure.com",
 }
 
 
@@ -216,7 +262,8 @@ def load_stack_config() -> StackConfig:
     keys = ("location", "vmSize", "fallbackSizes", "slotCount", "minRunning", "maxPricePerHour",
             "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider", "alertEmails",
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
-            "segmentRetentionDays", "vnetCidr")
+            "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
+            "azureOpenAiApiVersion")
     raw: dict[str, Any] = {}
     for key in keys:
         value = config.get_object(key) if key in ("fallbackSizes", "models", "alertEmails", "tags") else config.get(key)

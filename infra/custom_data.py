@@ -54,6 +54,7 @@ _PATH = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9._-]*)+")
 _BACKEND = r"://[a-z0-9]{3,24}/[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])(?:\?[A-Za-z0-9._~=&%-]*)?"
 _QUEUE_URL = re.compile("azure-queue" + _BACKEND)
 _STORE_URL = re.compile("azure-blob" + _BACKEND)
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 _PIP_FORBIDDEN = set("'\"\\$`")
 
 
@@ -73,6 +74,10 @@ class NodeBootConfig:
     secret_names: tuple[str, ...] = ()  # Key Vault secret names, see SECRET_ENV_VARS
     mount_path: str = "/mnt/spotkit"
     data_disk_lun: int = 0
+    translator: str = "none"  # vllm (on the node's GPU) | openai (the metered API) | none
+    translator_model: str = ""  # the vLLM model, or the metered API's model / Azure OpenAI deployment
+    azure_openai_endpoint: str = ""  # set: the metered API is Azure OpenAI, reached with the node's identity
+    azure_openai_api_version: str = "2024-10-21"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,26 @@ def _common(kind: str, cfg: NodeBootConfig | ControllerBootConfig) -> dict[str, 
     return env
 
 
+def _translator_env(cfg: NodeBootConfig) -> dict[str, str]:
+    """The translator and metered-API settings of a node (runtime `Settings.translator`, `metered_api`)."""
+    if cfg.translator not in ("none", "vllm", "openai"):
+        raise _fail("NodeBootConfig.translator", cfg.translator, "must be none, vllm or openai")
+    env = {"SPOTKIT_TRANSLATOR": cfg.translator}
+    if cfg.translator != "none":
+        env["SPOTKIT_TRANSLATOR_MODEL"] = _match("NodeBootConfig.translator_model", cfg.translator_model, _MODEL,
+                                                 "must be a model or deployment name")
+    if cfg.azure_openai_endpoint:
+        if not re.fullmatch(r"https://[a-z0-9][a-z0-9-]{1,62}\.(openai|cognitiveservices)\.azure\.com",
+                            cfg.azure_openai_endpoint):
+            raise _fail("NodeBootConfig.azure_openai_endpoint", cfg.azure_openai_endpoint,
+                        "must be https://NAME.openai.azure.com")
+        env.update({"SPOTKIT_METERED_API": "azure-openai", "AZURE_OPENAI_ENDPOINT": cfg.azure_openai_endpoint,
+                    "OPENAI_API_VERSION": _match("NodeBootConfig.azure_openai_api_version",
+                                                 cfg.azure_openai_api_version, _API_VERSION,
+                                                 "must be an API version like 2024-10-21")})
+    return env
+
+
 def _env_file(env: dict[str, str]) -> str:
     header = "# Written by cloud-init (infra/custom_data.py). No secrets here: see /etc/spotkit/secrets.env."
     return "\n".join([header, *(f"{key}={value}" for key, value in env.items())])
@@ -194,6 +219,7 @@ def render_node_cloud_config(cfg: NodeBootConfig) -> str:
     }
     if not env["SPOTKIT_MODEL_PATH"]:
         del env["SPOTKIT_MODEL_PATH"]
+    env.update(_translator_env(cfg))
     units = {"mount_path": mount}
     text = _render("node/cloud-config.yaml", {
         "agent_env": _block(_env_file(env)),

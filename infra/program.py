@@ -39,14 +39,17 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     vault = Secrets(f"{prefix}-secrets", SecretsArgs(group.name, loc, tags, client.tenant_id, fleet_subnets,
                                                      cfg.operator_cidr, names.key_vault(prefix), vault_secrets))
     ids = Identity(f"{prefix}-id", IdentityArgs(group.name, group.id, loc, tags, client.subscription_id,
-                                                store.account_id, vault.vault_id))
+                                                store.account_id, vault.vault_id, cfg.azure_openai_resource_id))
     secret_names = tuple(vault.secret_names)
 
     def node_custom_data(vm_name: str) -> pulumi.Output[str]:
         return pulumi.Output.all(store.queue_url, store.store_url, ids.node_client_id, vault.vault_name).apply(
             lambda v: encode_custom_data(render_node_cloud_config(NodeBootConfig(
                 node_name=vm_name, queue_url=v[0], store_url=v[1], identity_client_id=v[2], key_vault_name=v[3],
-                spotkit_pip_spec=cfg.spotkit_pip_spec, model=cfg.models[0], secret_names=secret_names))))
+                spotkit_pip_spec=cfg.spotkit_pip_spec, model=cfg.models[0], secret_names=secret_names,
+                translator=cfg.translator_provider, translator_model=cfg.translator_model,
+                azure_openai_endpoint=cfg.azure_openai_endpoint,
+                azure_openai_api_version=cfg.azure_openai_api_version))))
 
     pool = GpuPool(f"{prefix}-gpu", GpuPoolArgs(
         group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.spot_price_cap_per_hour, cfg.data_disk_size_gb,

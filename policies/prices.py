@@ -2,27 +2,27 @@
 versioned book of metered-API prices that a user's config can override.
 
 Every price carries its source and date, because a break-even computed from an unnamed, undated price
-cannot be checked. The API client uses only the standard library (it must run on a bare controller
-VM) and maps every network, HTTP and JSON failure to :class:`PriceSourceError`; :func:`load_vm_prices`
-then falls back to the snapshot and says so in ``source``.
+cannot be checked. The API client goes through the kit's HTTP client (`runtime.http`: a timeout on
+every call, transient failures retried under one `RetryPolicy`) and maps every network, HTTP and JSON
+failure to :class:`PriceSourceError`; :func:`load_vm_prices` then falls back to the snapshot and says
+so in ``source``.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import re
 import tomllib
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.errors import SpotkitError
+from runtime.http import HttpClient, HttpError
+from runtime.retry import Backoff, GaveUp, RetryPolicy
 
 DATA = Path(__file__).resolve().parent / "data"
 SNAPSHOT_PATH = DATA / "azure_prices_snapshot.json"
@@ -63,16 +63,20 @@ def _arm_name(kind: str, value: str) -> str:
     return value
 
 
+PRICES_RETRY = RetryPolicy(3, Backoff(base_seconds=1.0, cap_seconds=10.0))  # a public API: a short, polite retry
+
+
 class RetailPricesClient:
     """Reads the Azure Retail Prices API (unauthenticated, paged by ``NextPageLink``)."""
 
     def __init__(self, base_url: str = RETAIL_PRICES_URL, timeout: float = 10.0,
-                 opener: urllib.request.OpenerDirector | None = None) -> None:
-        if timeout <= 0:
+                 retry: RetryPolicy = PRICES_RETRY,
+                 proxies: bool = True) -> None:
+        if not timeout > 0:
             raise ValueError(f"timeout must be greater than 0 seconds, got {timeout!r}")
         self.base_url = base_url
         self.timeout = timeout
-        self.opener = opener or urllib.request.build_opener()
+        self.http = HttpClient(timeout, retry, proxies=proxies, headers={"Accept": "application/json"})
 
     def vm_prices(self, arm_sku_name: str, arm_region_name: str) -> VmPrices:
         """Pay-as-you-go and spot Linux prices; raises PriceNotFound when neither exists."""
@@ -120,26 +124,21 @@ class RetailPricesClient:
     def _get_json(self, url: str) -> dict[str, Any]:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise PriceSourceError(f"refusing to follow a non-HTTP link from the Azure Retail Prices API: {url}")
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
         try:
-            with self.opener.open(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
-            raise PriceSourceError(f"the Azure Retail Prices API answered HTTP {err.code} ({err.reason}) "
-                                   f"for {url}") from None
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, TimeoutError):
+            reply = self.http.get(url)
+        except (HttpError, GaveUp) as err:
+            last = err.last if isinstance(err, GaveUp) else err
+            if isinstance(last, HttpError) and last.status is not None:
+                raise PriceSourceError(f"the Azure Retail Prices API answered HTTP {last.status} for {url} "
+                                       f"({err})") from None
+            if isinstance(last, HttpError) and last.kind == "timeout":
                 raise self._timed_out(url) from None
-            raise PriceSourceError(f"cannot reach the Azure Retail Prices API at {url}: {err.reason}") from None
-        except TimeoutError:
-            raise self._timed_out(url) from None
-        except (OSError, http.client.HTTPException) as err:
-            raise PriceSourceError(f"the connection to the Azure Retail Prices API failed: {err}") from None
+            raise PriceSourceError(f"cannot reach the Azure Retail Prices API at {url} ({err})") from None
         try:
-            page = json.loads(body)
+            page = json.loads(reply.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise PriceSourceError(f"the Azure Retail Prices API answered something that is not JSON at {url}: "
-                                   f"{body[:80]!r}") from None
+                                   f"{reply.body[:80]!r}") from None
         if not isinstance(page, dict):
             raise PriceSourceError(f"unexpected reply from the Azure Retail Prices API at {url}: not a JSON object")
         return page

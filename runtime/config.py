@@ -57,6 +57,7 @@ class Settings:
     transcriber: str = "faster-whisper"  # or "openai" (metered API), "simulated" (rehearsals, chaos tests)
     simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
     translator: str = "none"  # or "openai" (metered API), "vllm" (the node's vLLM server)
+    metered_api: str = "openai"  # or "azure-openai" (Entra ID or a key; docs/engines.md)
     translator_model: str = "gpt-4o-mini"
     vllm_url: str = "http://127.0.0.1:8000/v1"
     vllm_command: str = ""  # replaces the `vllm` executable (rehearsals and tests); the flags stay real
@@ -88,6 +89,7 @@ class Settings:
              "must be faster-whisper, openai or simulated"),
             ("simulated_speed", self.simulated_speed > 0, "must be positive"),
             ("translator", self.translator in ("none", "openai", "vllm"), "must be none, openai or vllm"),
+            ("metered_api", self.metered_api in ("openai", "azure-openai"), "must be openai or azure-openai"),
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
              "must be an http(s) URL"),

@@ -56,7 +56,14 @@ class NotFound(StoreError):
 
 
 class EngineError(SpotkitError):
-    """An engine could not process a batch; the segments go back to the queue with this reason."""
+    """An engine could not process a batch; the segments go back to the queue with this reason.
+
+    ``kind`` names the failure for people and metrics (``auth``, ``rate_limited``, ``transient``,
+    ``bad_request``, ``malformed``; empty for the engine's own failures)."""
+
+    def __init__(self, *args: object, kind: str = "", transient: bool | None = None) -> None:
+        super().__init__(*args, transient=transient)
+        self.kind = kind
 
 
 class BadMessage(SpotkitError):

@@ -10,6 +10,10 @@ the roles its job needs, scoped as narrowly as Azure allows.
 | controller | Virtual Machine Contributor          | resource group  |
 | controller | Storage Queue Data Reader            | storage account |
 | controller | Storage Blob Data Contributor        | storage account |
+| both       | Cognitive Services OpenAI User       | the Azure OpenAI resource (only when one is configured) |
+
+"Cognitive Services OpenAI User" lets an identity call deployments (inference) and nothing else: it
+cannot read keys, create deployments or change the resource.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ ROLES = {
     "blob-contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor
     "vm-contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",  # Virtual Machine Contributor
     "kv-secrets-user": "4633458b-17de-408a-b874-0445c86b69e6",  # Key Vault Secrets User
+    "openai-user": "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd",  # Cognitive Services OpenAI User
 }
 
 
@@ -38,6 +43,7 @@ class IdentityArgs:
     subscription_id: pulumi.Input[str]
     storage_account_id: pulumi.Input[str]
     key_vault_id: pulumi.Input[str]
+    azure_openai_resource_id: str = ""  # the metered API's resource, when it is Azure OpenAI
 
 
 class Identity(pulumi.ComponentResource):
@@ -69,6 +75,9 @@ class Identity(pulumi.ComponentResource):
             grant("controller", controller, "queue-reader", args.storage_account_id),
             grant("controller", controller, "blob-contributor", args.storage_account_id),
         ]
+        if args.azure_openai_resource_id:
+            self.assignments += [grant(who, principal, "openai-user", args.azure_openai_resource_id)
+                                 for who, principal in (("nodes", nodes), ("controller", controller))]
         self.node_identity_id, self.node_client_id = nodes.id, nodes.client_id
         self.controller_identity_id, self.controller_client_id = controller.id, controller.client_id
         self.register_outputs({"node_identity_id": nodes.id, "controller_identity_id": controller.id})

@@ -20,6 +20,7 @@ from runtime.errors import BadMessage, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import PoisonRecord, UsageRecord, dump, poison_key, queued_key
 from runtime.redact import redact
+from runtime.retry import Backoff
 from runtime.store.base import ObjectStore
 from runtime.usage import UsageLog
 from runtime.work import TRANSCRIBE, WorkItem
@@ -42,7 +43,9 @@ class Settler:
                  default_engine: Callable[[], str]) -> None:
         self.node, self.queue, self.store, self.leases = node, queue, store, leases
         self.usage, self.metrics, self.clock = usage, metrics, clock
-        self.retry_seconds = retry_seconds
+        # A failed segment waits in the queue before its next delivery: the kit's one backoff, capped
+        # at a minute, jittered so a batch that failed together does not come back together.
+        self.redelivery = Backoff(base_seconds=retry_seconds, cap_seconds=60.0)
         self.default_engine = default_engine
         self.before_delete: Callable[[WorkItem], None] = lambda item: None  # the translation fan-out
         self._lock = threading.Lock()
@@ -104,7 +107,7 @@ class Settler:
     def failed(self, pending: Pending, error: str, started: float) -> None:
         """Back to the queue after a growing delay, with the reason; poisoned on the last delivery."""
         error = redact(error)
-        delay = int(min(60.0, self.retry_seconds * 2 ** (pending.message.dequeue_count - 1)))
+        delay = round(self.redelivery.delay(pending.message.dequeue_count))
         self._add(failures=1)
         self.leases.settle(pending.message.id, lambda m: self.queue.fail(
             m, error, retry_delay=delay, on_poison=self.record_poison))

@@ -1,5 +1,6 @@
 """Pick the transcriber from settings: ``SPOTKIT_TRANSCRIBER`` = ``faster-whisper`` (default),
-``openai`` (a metered OpenAI-compatible API; set ``SPOTKIT_MODEL`` to its model, e.g. whisper-1) or
+``openai`` (a metered API — OpenAI or Azure OpenAI by ``SPOTKIT_METERED_API``; set ``SPOTKIT_MODEL`` to
+its model or deployment, e.g. whisper-1) or
 ``simulated`` (no inference; for fleet rehearsals and chaos tests). Nothing above the interface
 changes with the choice."""
 
@@ -18,9 +19,9 @@ def open_transcriber(settings: Settings) -> Transcriber:
 
         return SimulatedTranscriber(settings.model, settings.simulated_speed)
     if settings.transcriber == "openai":
-        from runtime.engines.openai_api import ApiClient, OpenAITranscriber
+        from runtime.engines.openai_api import OpenAITranscriber, open_api
 
-        return OpenAITranscriber(ApiClient.from_env(), model=settings.model)
+        return OpenAITranscriber(open_api(settings.metered_api), model=settings.model)
     if settings.transcriber != "faster-whisper":
         raise ConfigError(f"transcriber = {settings.transcriber!r}: use one of {', '.join(TRANSCRIBERS)} "
                           "(SPOTKIT_TRANSCRIBER)")
@@ -36,14 +37,15 @@ TRANSLATORS = ("none", "openai", "vllm")
 
 
 def open_translator(settings: Settings) -> Translator | None:
-    """``SPOTKIT_TRANSLATOR``: ``none`` (default), ``openai`` (OPENAI_BASE_URL / OPENAI_API_KEY) or
-    ``vllm`` (the node's supervised vLLM server at ``vllm_url``, same chat API)."""
+    """``SPOTKIT_TRANSLATOR``: ``none`` (default), ``openai`` (the metered API of ``SPOTKIT_METERED_API``)
+    or ``vllm`` (the node's supervised vLLM server at ``vllm_url``, same chat API, no key)."""
     if settings.translator == "none":
         return None
-    from runtime.engines.openai_api import ApiClient, OpenAITranslator
+    from runtime.engines.openai_api import OpenAITranslator, open_api
 
     if settings.translator == "openai":
-        return OpenAITranslator(ApiClient.from_env(), settings.translator_model)
+        return OpenAITranslator(open_api(settings.metered_api), settings.translator_model)
     if settings.translator == "vllm":
-        return OpenAITranslator(ApiClient(settings.vllm_url, "EMPTY"), settings.translator_model, engine="vllm")
+        vllm = open_api("openai", {"OPENAI_API_KEY": "EMPTY", "OPENAI_BASE_URL": settings.vllm_url})
+        return OpenAITranslator(vllm, settings.translator_model, engine="vllm")
     raise ConfigError(f"translator = {settings.translator!r}: use one of {', '.join(TRANSLATORS)} (SPOTKIT_TRANSLATOR)")

@@ -17,8 +17,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,14 +26,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.engines.memory_planner import MemoryPlan
 from runtime.errors import EngineError
+from runtime.http import HttpClient, HttpError
 
 log = logging.getLogger("spotkit.vllm")
 LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
-class BackoffPolicy:
-    """Exponential restart delays, and when to stop trying.
+class RestartPolicy:
+    """Exponential restart delays for a crashed child, and when to stop trying. Not a call retry
+    (those are `runtime.retry.RetryPolicy`): a crash-loop budget over a time window.
 
     No jitter: there is one vLLM per node, so there is no herd to spread out. Giving up after
     ``max_restarts`` crashes within ``window_seconds`` stops a crash loop (bad weights, OOM) from
@@ -142,7 +142,7 @@ class VllmSupervisor:
 
     def __init__(self, model: str, model_dir: Path, port: int, plan: MemoryPlan, *, hf_home: Path,
                  log_path: Path, command: list[str] | None = None, health_timeout_seconds: float = 600.0,
-                 restart_backoff: BackoffPolicy | None = None, http_timeout_seconds: float = 5.0,
+                 restart_backoff: RestartPolicy | None = None, http_timeout_seconds: float = 5.0,
                  poll_interval_seconds: float = 0.5, kill_grace_seconds: float = 10.0, host: str = "127.0.0.1",
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
                  base_env: Mapping[str, str] | None = None, unhealthy_after_seconds: float = 60.0,
@@ -152,8 +152,10 @@ class VllmSupervisor:
         self.env = child_env(os.environ if base_env is None else base_env, hf_home)
         self.log_path = log_path
         self.health_timeout_seconds = health_timeout_seconds
-        self.backoff = restart_backoff or BackoffPolicy()
+        self.backoff = restart_backoff or RestartPolicy()
         self.http_timeout_seconds = http_timeout_seconds
+        # Loopback, tried once: the health poll and the liveness loop are the retries.
+        self._http = HttpClient(http_timeout_seconds, proxies=False)
         self.poll_interval_seconds = poll_interval_seconds
         self.kill_grace_seconds = kill_grace_seconds
         # A server that is alive but has stopped answering /health (a hung engine) is restarted too.
@@ -237,14 +239,11 @@ class VllmSupervisor:
             return False
 
     def _get(self, path: str, timeout: float | None = None) -> tuple[int, bytes]:
-        timeout = self.http_timeout_seconds if timeout is None else timeout
         try:
-            with urllib.request.urlopen(self.base_url + path, timeout=timeout) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            raise EngineError(f"vLLM at {self.base_url}{path}: {err}") from err
+            reply = self._http.get(self.base_url + path, timeout=timeout, accept=lambda status: True)
+        except HttpError as err:
+            raise EngineError(f"vLLM: {err}", transient=True) from err
+        return reply.status, reply.body
 
     def _launch_until_healthy(self) -> None:
         with self._lock:

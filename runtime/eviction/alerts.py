@@ -1,5 +1,6 @@
 """Eviction alerts: a structured log line always, and a webhook (Slack-compatible ``text``) when
-configured — posted from a background thread with retries, so an alert never delays a drain."""
+configured — posted from a background thread under the kit's retry policy (transient failures
+retried with jittered backoff; a 4xx, which will not heal, is not), so an alert never delays a drain."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+
+from runtime.errors import SpotkitError
+from runtime.http import HttpClient
+from runtime.retry import Backoff, RetryPolicy
 
 log = logging.getLogger("spotkit.alerts")
 
@@ -21,9 +24,9 @@ class Alerter:
                  attempts: int = 4, backoff_seconds: float = 1.0) -> None:
         self.webhook_url = webhook_url
         self.runbook_url = runbook_url
-        self.timeout = timeout
         self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
+        self._http = HttpClient(timeout, RetryPolicy(attempts, Backoff(base_seconds=backoff_seconds,
+                                                                           cap_seconds=30.0)))
         self._threads: list[threading.Thread] = []
         self.delivered = 0
         self.failed = 0
@@ -45,21 +48,16 @@ class Alerter:
             thread.start()
 
     def _post(self, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        for attempt in range(1, self.attempts + 1):
-            request = urllib.request.Request(self.webhook_url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    if 200 <= reply.status < 300:
-                        self.delivered += 1
-                        return
-            except (urllib.error.URLError, TimeoutError, OSError) as err:
-                log.warning("event=alert-failed attempt=%d error=%r", attempt, str(err))
-            if attempt < self.attempts:
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        self.failed += 1
-        log.error("event=alert-undelivered webhook attempts=%d", self.attempts)
+        def failed(attempt: int, err: SpotkitError, delay: float) -> None:
+            log.warning("event=alert-failed attempt=%d retry_in=%.1f error=%r", attempt, delay, str(err))
+
+        try:
+            self._http.post(self.webhook_url, json_body=payload, label="alert webhook", on_retry=failed)
+        except SpotkitError as err:
+            self.failed += 1
+            log.error("event=alert-undelivered webhook attempts=%d error=%r", self.attempts, str(err))
+            return
+        self.delivered += 1
 
     def wait(self, timeout: float = 10.0) -> None:
         """Let pending deliveries finish (used before exit and in tests)."""

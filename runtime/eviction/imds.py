@@ -1,18 +1,19 @@
 """Azure Instance Metadata Service: Scheduled Events and the VM's own name.
 
 Every call bypasses proxies (IMDS must be reached directly), sends ``Metadata: true`` and has a
-short timeout; failures become `ImdsError` so the watcher can log, count and keep polling.
+short timeout; failures become `ImdsError` so the watcher can log, count and keep polling. Calls are
+tried once: the watcher's poll loop is the retry (`runtime.retry.ONCE`).
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runtime.errors import SpotkitError
 from runtime.eviction.events import Document, MalformedDocument, parse_document
+from runtime.http import HttpClient, HttpError
+from runtime.retry import ONCE
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 EVENTS_API = "2020-07-01"
@@ -33,25 +34,21 @@ class ImdsError(SpotkitError):
 class ImdsClient:
     endpoint: str = DEFAULT_ENDPOINT
     timeout: float = 2.0
+    _http: HttpClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.endpoint = self.endpoint.rstrip("/")
-        # An empty ProxyHandler ignores HTTP(S)_PROXY: IMDS is link-local and never proxied.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # proxies=False ignores HTTP(S)_PROXY: IMDS is link-local and never proxied.
+        self._http = HttpClient(self.timeout, ONCE, proxies=False, headers={"Metadata": "true"})
 
     def _request(self, path: str, body: bytes | None = None) -> bytes:
-        request = urllib.request.Request(
-            f"{self.endpoint}{path}", data=body, method="POST" if body is not None else "GET",
-            headers={"Metadata": "true", **({"Content-Type": "application/json"} if body else {})},
-        )
         try:
-            with self._opener.open(request, timeout=self.timeout) as reply:
-                return bytes(reply.read())
-        except urllib.error.HTTPError as err:
-            raise ImdsError(f"{path}: HTTP {err.code} {err.reason}", status=err.code) from None
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise ImdsError(f"{path}: unreachable ({reason})") from None
+            if body is None:
+                return self._http.get(f"{self.endpoint}{path}").body
+            return self._http.post(f"{self.endpoint}{path}", content=body,
+                                   headers={"Content-Type": "application/json"}).body
+        except HttpError as err:
+            raise ImdsError(f"{path}: {err}", status=err.status) from None
 
     def scheduled_events(self) -> Document:
         body = self._request(f"/metadata/scheduledevents?api-version={EVENTS_API}")

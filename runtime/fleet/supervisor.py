@@ -14,14 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from runtime.config import Settings, load_settings, settings_env
 from runtime.errors import SpotkitError
 from runtime.fleet.local_fleet import Fleet
+from runtime.http import HttpClient, HttpError
 
 STATE_FILE = "fleet.json"
 
@@ -68,17 +67,16 @@ def read_state(home: Path) -> dict[str, Any]:
 
 def request(home: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     url = read_state(home)["url"] + path
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as reply:
-            return json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        detail = json.loads(err.read() or b"{}").get("error", err.reason)
-        raise SpotkitError(f"local fleet: {detail}") from None
-    except (urllib.error.URLError, OSError) as err:
+        reply = HttpClient(10.0, proxies=False).request(method, url, json_body=body, accept=lambda status: True)
+        answer = reply.json() if reply.body else {}
+    except HttpError as err:
         raise SpotkitError(f"local fleet at {url} is not answering ({err}); "
                            "`spotkit local down` cleans up") from None
+    if reply.status >= 400:
+        detail = answer.get("error", f"HTTP {reply.status}") if isinstance(answer, dict) else f"HTTP {reply.status}"
+        raise SpotkitError(f"local fleet: {detail}")
+    return answer
 
 
 def start(settings: Settings, nodes: int, restart_after: float | None,

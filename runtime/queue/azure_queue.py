@@ -22,6 +22,7 @@ from azure.storage.queue import QueueClient
 from runtime.azure_env import credential
 from runtime.errors import LeaseLost, QueueError
 from runtime.queue.base import Message, WorkQueue, decode_content, encode_content
+from runtime.retry import AZURE_SDK_RETRY
 
 _TIMEOUT_S = 30  # per-request server timeout; the transport also gets connect/read timeouts
 
@@ -32,7 +33,7 @@ def _first_line(err: Exception) -> str:
 
 
 def _client(account: str, name: str, connection_string: str | None) -> QueueClient:
-    kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
+    kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30, **AZURE_SDK_RETRY.azure_storage_options()}
     if connection_string:
         return QueueClient.from_connection_string(connection_string, name, **kwargs)
     url = f"https://{account}.queue.core.windows.net"

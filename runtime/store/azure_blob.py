@@ -19,6 +19,7 @@ from azure.storage.blob import ContainerClient
 
 from runtime.azure_env import credential
 from runtime.errors import NotFound, StoreError
+from runtime.retry import AZURE_SDK_RETRY
 from runtime.store.base import ObjectStore, check_key, check_prefix
 
 _TIMEOUT_S = 60
@@ -29,7 +30,8 @@ class AzureBlobStore(ObjectStore):
         self.account = account
         self.container = container
         self.url = f"azure-blob://{account}/{container}"
-        kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 60}
+        kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 60,
+                                  **AZURE_SDK_RETRY.azure_storage_options()}
         if connection_string:
             self._client = ContainerClient.from_connection_string(connection_string, container, **kwargs)
         else:

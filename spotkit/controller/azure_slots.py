@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.retry import AZURE_SDK_RETRY
 from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError, SlotState
 
 # Azure's answers when a spot VM cannot be allocated now: try another slot, size or region.
@@ -24,7 +25,8 @@ class AzureSlots(SlotBackend):
             credential = machine_credential()
         self.resource_group, self.vm_names, self.timeout = resource_group, vm_names, timeout
         self.client = ComputeManagementClient(credential, subscription_id, base_url=base_url or None,
-                                              connection_timeout=10, read_timeout=60, **client_options)
+                                              connection_timeout=10, read_timeout=60,
+                                              **{**AZURE_SDK_RETRY.azure_core_options(), **client_options})
         self._polling = client_options.get("polling_interval")
 
     def _call(self, slot: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -51,6 +51,13 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"dataDiskSku": "UltraSSD"}, "dataDiskSku", "use one of"),
     ({"dataDiskSizeGb": 8}, "dataDiskSizeGb", "32..4096"),
     ({"translatorProvider": "gpt"}, "translatorProvider", "use one of"),
+    ({"translatorProvider": "openai"}, "translatorProvider", "needs a metered API"),
+    ({"azureOpenAiResourceId": "/subscriptions/x/resourceGroups/y"}, "azureOpenAiResourceId", "not an Azure OpenAI"),
+    ({"azureOpenAiResourceId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ai/providers/"
+                               "Microsoft.CognitiveServices/accounts/acme"}, "azureOpenAiEndpoint", "is required"),
+    ({"azureOpenAiEndpoint": "https://acme.openai.azure.com"}, "azureOpenAiResourceId", "is required"),
+    ({"azureOpenAiApiVersion": "latest"}, "azureOpenAiApiVersion", "not an API version"),
+    ({"translatorModel": "a b"}, "translatorModel", "not a model"),
     ({"alertEmails": ["nobody"]}, "alertEmails", "not an e-mail"),
     ({"tags": {"environment": "dev"}}, "tags", "cost-center"),
     ({"location": None}, "location", "is required"),
@@ -91,6 +98,7 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
 @settings(max_examples=200)
 @given(st.dictionaries(st.sampled_from(["vmSize", "fallbackSizes", "slotCount", "minRunning", "maxPricePerHour",
                                         "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider",
+                                        "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
                                         "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
                                         "segmentRetentionDays", "location"]),
                        st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(

@@ -181,7 +181,7 @@ def test_node_document_installs_mounts_and_starts_the_agent() -> None:
         "SPOTKIT_MODEL_PATH": "/mnt/spotkit/models/large-v3", "SPOTKIT_METRICS_PORT": "9400",
         "SPOTKIT_SIGTERM_GRACE_SECONDS": "20", "HF_HOME": "/mnt/spotkit/models", "AZURE_CLIENT_ID": CLIENT_ID,
         "KEY_VAULT_NAME": "spotkit-dev-kv",
-        "KEY_VAULT_SECRETS": "alert-webhook:SPOTKIT_ALERT_WEBHOOK,hf-token:HF_TOKEN",
+        "KEY_VAULT_SECRETS": "alert-webhook:SPOTKIT_ALERT_WEBHOOK,hf-token:HF_TOKEN", "SPOTKIT_TRANSLATOR": "none",
     }
     for path in ("/opt/spotkit/bin/fetch-secrets", "/opt/spotkit/bin/install-spotkit", "/opt/spotkit/bin/fetch-model"):
         assert written(doc, path)["permissions"] == "0755"

@@ -234,3 +234,35 @@ def test_plain_text_secret_is_refused() -> None:
 def test_slot_count_scales_by_config() -> None:
     mocks, outputs = run_program(replace(parse_stack_config(sample()), slot_count=5))
     assert len(vms(mocks, "gpu-node")) == 5 == len(outputs["slot_vm_ids"]) == len(mocks.of_type("compute:Disk"))
+
+
+AOAI_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/ai/providers/Microsoft.CognitiveServices/"
+           "accounts/acme-openai")
+
+
+def test_azure_openai_gets_the_inference_role_and_no_key() -> None:
+    """With Azure OpenAI as the metered API, both identities may call its deployments (the narrowest role,
+    scoped to that one resource) and the nodes are told where it is — and nothing else: no key."""
+    cfg = parse_stack_config({**sample(), "translatorProvider": "openai", "translatorModel": "gpt-4o-mini",
+                              "azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"})
+    mocks, _ = run_program(cfg)
+    openai_user = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+    grants = [a.props for a in mocks.of_type("authorization:RoleAssignment")
+              if a.props["roleDefinitionId"].endswith(openai_user)]
+    assert sorted(g["principalId"] for g in grants) == ["principal-spotkit-dev-id-controller",
+                                                        "principal-spotkit-dev-id-nodes"]
+    assert all(g["scope"] == AOAI_ID for g in grants)
+    node_text = base64.b64decode(vms(mocks, "gpu-node")[0]["osProfile"]["customData"]).decode()
+    for line in ("SPOTKIT_TRANSLATOR=openai", "SPOTKIT_TRANSLATOR_MODEL=gpt-4o-mini",
+                 "SPOTKIT_METERED_API=azure-openai",
+                 "AZURE_OPENAI_ENDPOINT=https://acme-openai.openai.azure.com", "OPENAI_API_VERSION=2024-10-21"):
+        assert line in node_text
+    assert "API_KEY" not in node_text and "openai-api-key" not in node_text
+
+
+def test_the_translator_reaches_the_nodes() -> None:
+    """translatorProvider was validated and then read by nothing: the nodes now run what it names."""
+    mocks, _ = run_program(parse_stack_config(sample()))
+    node_text = base64.b64decode(vms(mocks, "gpu-node")[0]["osProfile"]["customData"]).decode()
+    assert "SPOTKIT_TRANSLATOR=vllm" in node_text and "SPOTKIT_TRANSLATOR_MODEL=Qwen/Qwen3-8B-AWQ" in node_text
+    assert "SPOTKIT_METERED_API" not in node_text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,8 +26,10 @@ from policies.prices import (
     load_snapshot,
     load_vm_prices,
 )
+from runtime.retry import Backoff, RetryPolicy
 
 SKU, REGION = "Standard_NC4as_T4_v3", "eastus"
+FAST = RetryPolicy(3, Backoff(base_seconds=0.01, cap_seconds=0.05))
 
 
 def item(sku_name: str, price: float, product: str = "Virtual Machines NCasT4_v3 Series",
@@ -111,8 +112,7 @@ def fake() -> Iterator[FakeRetailPrices]:
 
 
 def client(fake: FakeRetailPrices, scenario: str, timeout: float = 5.0) -> RetailPricesClient:
-    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return RetailPricesClient(base_url=f"{fake.url}/{scenario}", timeout=timeout, opener=no_proxy)
+    return RetailPricesClient(base_url=f"{fake.url}/{scenario}", timeout=timeout, proxies=False, retry=FAST)
 
 
 def test_reads_every_page_and_keeps_linux_spot_and_regular(fake: FakeRetailPrices) -> None:
@@ -150,6 +150,16 @@ def test_failures_become_price_source_errors(fake: FakeRetailPrices, scenario: s
         client(fake, scenario).vm_prices(SKU, REGION)
 
 
+def test_a_server_error_is_retried_under_the_policy_and_garbage_is_not(fake: FakeRetailPrices) -> None:
+    with pytest.raises(PriceSourceError, match="answered HTTP 500"):
+        client(fake, "error").vm_prices(SKU, REGION)
+    assert len(fake.requests) == FAST.attempts  # a 500 may heal
+    fake.requests.clear()
+    with pytest.raises(PriceSourceError, match="not JSON"):
+        client(fake, "garbage").vm_prices(SKU, REGION)
+    assert len(fake.requests) == 1  # an answer that is not JSON will not
+
+
 def test_a_stalled_server_times_out(fake: FakeRetailPrices) -> None:
     with pytest.raises(PriceSourceError, match=r"did not answer within 0.2 s"):
         client(fake, "stall", timeout=0.2).vm_prices(SKU, REGION)
@@ -159,8 +169,7 @@ def test_unreachable_server() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
     server.server_close()  # nothing listens there now
-    unreachable = RetailPricesClient(base_url=f"http://127.0.0.1:{port}/x", timeout=2,
-                                     opener=urllib.request.build_opener(urllib.request.ProxyHandler({})))
+    unreachable = RetailPricesClient(base_url=f"http://127.0.0.1:{port}/x", timeout=2, proxies=False, retry=FAST)
     with pytest.raises(PriceSourceError, match="cannot reach"):
         unreachable.vm_prices(SKU, REGION)
 

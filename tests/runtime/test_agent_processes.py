@@ -144,8 +144,9 @@ def test_a_read_only_store_for_seconds_poisons_nothing(tmp_path: Path) -> None:
 
 def test_a_killed_nodes_leases_show_with_holder_and_expiry(tmp_path: Path) -> None:
     """kill -9 mid-batch: status must not say "queued 8, in flight 0" — the work is leased by a node
-    that went silent, and comes back when its lease runs out."""
-    settings = replace(fleet_settings(tmp_path), lease_seconds=20)
+    that went silent, and comes back when its lease runs out. Batches of four: the kill lands while a
+    batch is in flight (with batches of two, a loaded machine could kill it in the gap between two)."""
+    settings = replace(fleet_settings(tmp_path), lease_seconds=20, batch_size=4)
     job = submit_sample(settings)
     store = open_store(settings.store)
     victim = start_agent(settings, "victim")

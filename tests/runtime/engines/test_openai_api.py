@@ -1,31 +1,45 @@
-"""The metered-API providers against a local OpenAI-compatible test server that misbehaves on cue."""
+"""The metered-API providers, through the official openai SDK, against a local OpenAI-compatible
+stand-in that misbehaves on cue — in OpenAI's URL shape with a key and in Azure OpenAI's URL shape with
+Microsoft Entra ID bearer tokens (no key anywhere)."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
+from azure.core.credentials import AccessToken
 
 from runtime.config import Settings
 from runtime.engines.base import AudioItem
-from runtime.engines.openai_api import ApiClient, OpenAITranscriber, OpenAITranslator
+from runtime.engines.openai_api import AZURE_SCOPE, OpenAITranscriber, OpenAITranslator, open_api
 from runtime.errors import ConfigError, EngineError
 from runtime.media import Pcm
+from runtime.retry import Backoff, RetryPolicy
 from runtime.work import TaskOptions
+
+AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[A-Za-z0-9._-]+)/(?P<op>audio/transcriptions|"
+                        r"chat/completions)$")
 
 
 class ApiStandIn:
-    """Answers /v1/audio/transcriptions and /v1/chat/completions; `script` queues misbehaviour."""
+    """Answers transcriptions and chat completions; `script` queues misbehaviour. With `azure`, only
+    Azure OpenAI's URL shape (``/openai/deployments/{name}/…?api-version=…``) and a bearer token that
+    `tokens` holds and has not expired are accepted; an ``api-key`` header is refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, azure: bool = False) -> None:
+        self.azure = azure
+        self.tokens: dict[str, float] = {}  # bearer token -> when the service stops accepting it
         self.script: list[tuple[str, Any]] = []  # ("status", 429) | ("garbage", None) | ("delay", s)
         self.chat_status: int | None = None  # every chat request fails with this status
         self.echo_status: int | None = None  # fail with this status, echoing the request's credentials
@@ -40,33 +54,52 @@ class ApiStandIn:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stand_in.requests.append((self.path, dict(self.headers), body))
+                stand_in.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                path = urllib.parse.urlsplit(self.path).path
+                if stand_in.azure:
+                    refusal = stand_in.azure_refusal(self.path, self.headers.get("Authorization", ""),
+                                                     self.headers.get("api-key"))
+                    if refusal:
+                        self._send(401, json.dumps({"error": {"code": "401", "message": refusal}}).encode())
+                        return
                 action, value = stand_in.script.pop(0) if stand_in.script else ("ok", 0)
                 if action == "delay":
                     time.sleep(value)
                 if action == "status":
-                    self._send(int(value), b'{"error": {"message": "slow down"}}', {"Retry-After": "0"})
+                    self._send(int(value), b'{"error": {"message": "slow down"}}', {"Retry-After": "0.05"})
                 elif action == "garbage":
-                    self._send(200, b"<html>gateway error</html>")
+                    self._send(200, b"<html>gateway error</html>", content_type="text/html")
+                elif action == "bad-segments":
+                    self._send(200, b'{"text": "x", "language": "en", "duration": 2, "segments": [{"start": "a"}]}')
                 elif stand_in.echo_status is not None:  # a careless gateway
                     auth = self.headers.get("Authorization", "")
-                    self._send(stand_in.echo_status, json.dumps({"error": f"denied for {auth}; key={auth[7:]}; "
-                                                                          f"retry with api_key={auth[7:]}"}).encode())
-                elif stand_in.chat_status is not None and self.path.endswith("/chat/completions"):
+                    self._send(stand_in.echo_status, json.dumps({"error": {"message": (
+                        f"denied for {auth}; key={auth[7:]}; retry with api_key={auth[7:]}")}}).encode())
+                elif stand_in.chat_status is not None and path.endswith("/chat/completions"):
                     self._send(stand_in.chat_status, b'{"error": {"message": "model does not exist"}}')
-                elif self.path.endswith("/audio/transcriptions"):
-                    self._send(200, json.dumps({"language": "en", "text": "hello world", "segments": [
-                        {"start": 0.0, "end": 1.2, "text": " hello"}, {"start": 1.2, "end": 2.0, "text": " world"}]
+                elif path.endswith("/audio/transcriptions"):
+                    self._send(200, json.dumps({"language": "en", "text": "hello world", "duration": 2.0,
+                                                "usage": {"type": "duration", "seconds": 2},
+                                                "segments": [
+                        {"id": 0, "seek": 0, "start": 0.0, "end": 1.2, "text": " hello", "tokens": [1],
+                         "temperature": 0.0, "avg_logprob": -0.1, "compression_ratio": 1.0, "no_speech_prob": 0.0},
+                        {"id": 1, "seek": 0, "start": 1.2, "end": 2.0, "text": " world", "tokens": [2],
+                         "temperature": 0.0, "avg_logprob": -0.1, "compression_ratio": 1.0, "no_speech_prob": 0.0}]
                     }).encode())
                 else:
                     request = json.loads(body)
                     text = request["messages"][-1]["content"]
-                    self._send(200, json.dumps({"choices": [{"message": {"content": f"[ja] {text}"}}],
-                                                "usage": {"prompt_tokens": 42, "completion_tokens": 7}}).encode())
+                    self._send(200, json.dumps({
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": request["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": f"[ja] {text}"}}],
+                        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}}).encode())
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> None:
                 try:
                     self.send_response(status)
+                    self.send_header("Content-Type", content_type)
                     for key, value in (headers or {}).items():
                         self.send_header(key, value)
                     self.send_header("Content-Length", str(len(body)))
@@ -79,9 +112,26 @@ class ApiStandIn:
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def azure_refusal(self, raw_path: str, authorization: str, api_key: str | None) -> str:
+        parts = urllib.parse.urlsplit(raw_path)
+        if not AZURE_PATH.match(parts.path) or not urllib.parse.parse_qs(parts.query).get("api-version"):
+            return f"not an Azure OpenAI path: {parts.path}"
+        if api_key is not None:
+            return "this resource has key authentication disabled"
+        token = authorization.removeprefix("Bearer ")
+        if not authorization.startswith("Bearer ") or token not in self.tokens:
+            return "no valid bearer token"
+        if time.time() > self.tokens[token]:
+            return "the bearer token has expired"
+        return ""
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
 
 @pytest.fixture
@@ -91,22 +141,24 @@ def api() -> Iterator[ApiStandIn]:
     stand_in.httpd.shutdown()
 
 
-def client(api: ApiStandIn, **options: Any) -> ApiClient:
-    sleeps: list[float] = []
-    made = ApiClient(api.base_url, "sk-test-SECRET", timeout=0.5, attempts=3, backoff_seconds=0.01,
-                     sleep=sleeps.append, **options)
-    return made
+FAST = RetryPolicy(3, Backoff(base_seconds=0.01, cap_seconds=0.05))
+
+
+def client(api: ApiStandIn, key: str = "sk-test-SECRET", timeout: float = 0.5) -> openai.OpenAI:
+    return open_api("openai", {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": api.base_url}, timeout=timeout, retry=FAST)
 
 
 def item() -> AudioItem:
     return AudioItem("a" * 64, Pcm(np.zeros(32000, dtype=np.int16)), TaskOptions(model="whisper-1", language="en"))
 
 
-def test_transcription_multipart_and_segments(api: ApiStandIn) -> None:
+def test_transcription_is_a_multipart_upload_with_segments(api: ApiStandIn) -> None:
     [result] = OpenAITranscriber(client(api)).transcribe_batch([item()])
     assert [c.text for c in result.cues] == ["hello", "world"] and result.engine == "openai"
+    assert [(c.start, c.end) for c in result.cues] == [(0.0, 1.2), (1.2, 2.0)]
     path, headers, body = api.requests[0]
-    assert path == "/v1/audio/transcriptions" and headers["Authorization"] == "Bearer sk-test-SECRET"
+    assert path == "/v1/audio/transcriptions" and headers["authorization"] == "Bearer sk-test-SECRET"
+    assert headers["content-type"].startswith("multipart/form-data")
     assert b'name="model"\r\n\r\nwhisper-1' in body and b"RIFF" in body and b'name="language"\r\n\r\nen' in body
 
 
@@ -123,36 +175,118 @@ def test_429_and_500_are_retried(api: ApiStandIn) -> None:
     assert out.text == "[ja] x" and len(api.requests) == 3
 
 
-def test_retries_are_bounded(api: ApiStandIn) -> None:
+def test_retries_are_bounded_by_the_policy(api: ApiStandIn) -> None:
     api.script = [("status", 503)] * 5
-    with pytest.raises(EngineError, match=r"gave up after 3 attempts \(HTTP 503\)"):
+    with pytest.raises(EngineError, match=r"HTTP 503 \(transient\)") as err:
         OpenAITranslator(client(api), "m").translate("x", "Spanish")
-    assert len(api.requests) == 3
+    assert err.value.transient and err.value.kind == "transient"
+    assert len(api.requests) == FAST.attempts  # the SDK's retries, counted by the kit's policy: no second layer
+
+
+def test_rate_limited_after_the_retries_is_its_own_kind(api: ApiStandIn) -> None:
+    api.script = [("status", 429)] * 5
+    with pytest.raises(EngineError) as err:
+        OpenAITranslator(client(api), "m").translate("x", "Spanish")
+    assert err.value.kind == "rate_limited" and err.value.transient
 
 
 def test_timeout_then_success(api: ApiStandIn) -> None:
     api.script = [("delay", 1.0)]
     assert OpenAITranslator(client(api), "m").translate("x", "German").text == "[ja] x"
+    assert len(api.requests) == 2
 
 
-def test_malformed_body_is_a_clear_error(api: ApiStandIn) -> None:
-    api.script = [("garbage", None)]
-    with pytest.raises(EngineError, match="malformed reply"):
+@pytest.mark.parametrize("action", ["garbage", "bad-segments"])
+def test_malformed_body_is_a_clear_error(api: ApiStandIn, action: str) -> None:
+    api.script = [(action, None)]
+    with pytest.raises(EngineError, match="malformed reply") as err:
         OpenAITranscriber(client(api)).transcribe_batch([item()])
+    assert err.value.kind == "malformed" and not err.value.transient and len(api.requests) == 1
 
 
-def test_client_errors_are_not_retried_and_never_show_the_key(api: ApiStandIn) -> None:
-    api.script = [("status", 401)]
+@pytest.mark.parametrize("status, kind", [(401, "auth"), (403, "auth"), (400, "bad_request"), (404, "bad_request")])
+def test_client_errors_are_not_retried_and_never_show_the_key(api: ApiStandIn, status: int, kind: str) -> None:
+    api.echo_status = status
     with pytest.raises(EngineError) as err:
         OpenAITranslator(client(api), "m").translate("x", "French")
-    assert "HTTP 401" in str(err.value) and "SECRET" not in str(err.value) and len(api.requests) == 1
+    assert f"HTTP {status}" in str(err.value) and "SECRET" not in str(err.value) and len(api.requests) == 1
+    assert err.value.kind == kind and not err.value.transient
 
 
 def test_key_and_base_url_from_the_environment(api: ApiStandIn) -> None:
-    made = ApiClient.from_env({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": api.base_url})
-    assert made.base_url == api.base_url and made.api_key == "k" and "api_key" not in repr(made)
+    made = open_api("openai", {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": api.base_url})
+    assert str(made.base_url).rstrip("/") == api.base_url and "k" not in repr(made.base_url)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
-        ApiClient.from_env({})
+        open_api("openai", {})
+    with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
+        open_api("azure-openai", {"AZURE_OPENAI_ENDPOINT": "http://my-resource.openai.azure.com"})
+    with pytest.raises(ConfigError, match="SPOTKIT_METERED_API"):
+        open_api("azure", {})
+
+
+@dataclass
+class TokenSource:
+    """A credential as azure-identity's token provider sees one: each token valid for *lifetime* s
+    on the service, reported to the client as expiring *reported* s after issue."""
+
+    service: ApiStandIn
+    lifetime: float
+    reported: float
+    issued: list[str] = field(default_factory=list)
+    scopes: list[tuple[str, ...]] = field(default_factory=list)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        token = f"entra-token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        self.scopes.append(scopes)
+        self.service.tokens[token] = time.time() + self.lifetime
+        return AccessToken(token, int(time.time() + self.reported))
+
+
+@pytest.fixture
+def azure_api() -> Iterator[ApiStandIn]:
+    stand_in = ApiStandIn(azure=True)
+    yield stand_in
+    stand_in.httpd.shutdown()
+
+
+def azure_env(api: ApiStandIn) -> dict[str, str]:
+    return {"AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{api.port}", "OPENAI_API_VERSION": "2024-10-21"}
+
+
+def test_azure_openai_with_entra_id_and_no_key(azure_api: ApiStandIn) -> None:
+    credential = TokenSource(azure_api, lifetime=3600, reported=3600)
+    sdk = open_api("azure-openai", azure_env(azure_api), credential=credential, retry=FAST)
+    [result] = OpenAITranscriber(sdk, model="whisper").transcribe_batch([item()])
+    out = OpenAITranslator(sdk, "gpt-4o-mini").translate("good morning", "Japanese")
+    assert result.text == "hello world" and out.text == "[ja] good morning"
+    paths = [urllib.parse.urlsplit(p).path for p, _, _ in azure_api.requests]
+    assert paths == ["/openai/deployments/whisper/audio/transcriptions",
+                     "/openai/deployments/gpt-4o-mini/chat/completions"]
+    assert all(h["authorization"] == "Bearer entra-token-1" and "api-key" not in h
+               for _, h, _ in azure_api.requests)
+    assert credential.scopes[0] == (AZURE_SCOPE,) and len(credential.issued) == 1  # cached between calls
+
+
+def test_an_expiring_entra_token_is_refreshed(azure_api: ApiStandIn) -> None:
+    """Each token lives 2 s on the service and says so. After it has expired the next call must carry a
+    fresh one from the credential: with the stale one the service answers 401 and the call fails."""
+    credential = TokenSource(azure_api, lifetime=2, reported=2)
+    sdk = open_api("azure-openai", azure_env(azure_api), credential=credential, retry=FAST)
+    translator = OpenAITranslator(sdk, "gpt-4o-mini")
+    assert translator.translate("one", "Japanese").text == "[ja] one"
+    time.sleep(2.5)
+    assert translator.translate("two", "Japanese").text == "[ja] two"
+    assert credential.issued == ["entra-token-1", "entra-token-2"]
+    assert [h["authorization"] for _, h, _ in azure_api.requests] == ["Bearer entra-token-1", "Bearer entra-token-2"]
+
+
+def test_a_refused_entra_token_is_an_auth_error_and_not_retried(azure_api: ApiStandIn) -> None:
+    credential = TokenSource(azure_api, lifetime=-1, reported=3600)  # the service rejects it at once
+    sdk = open_api("azure-openai", azure_env(azure_api), credential=credential, retry=FAST)
+    with pytest.raises(EngineError, match=r"HTTP 401 \(auth\)") as err:
+        OpenAITranslator(sdk, "gpt-4o-mini").translate("x", "Japanese")
+    assert err.value.kind == "auth" and len(azure_api.requests) == 1 and "entra-token" not in str(err.value)
 
 
 def test_agent_switches_to_the_api_by_configuration(api: ApiStandIn, settings: Settings,

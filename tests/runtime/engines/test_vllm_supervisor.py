@@ -16,8 +16,8 @@ import pytest
 
 from runtime.engines.memory_planner import QWEN3_8B_AWQ, T4_TOTAL_GIB, WHISPER_LARGE_V3_INT8_FLOAT16, plan
 from runtime.engines.vllm_supervisor import (
-    BackoffPolicy,
     EngineState,
+    RestartPolicy,
     VllmSupervisor,
     child_env,
     parse_metrics,
@@ -28,7 +28,7 @@ from runtime.errors import EngineError
 REPO = Path(__file__).resolve().parents[3]
 MODEL = "Qwen/Qwen3-8B-AWQ"
 T4_PLAN = plan(T4_TOTAL_GIB, WHISPER_LARGE_V3_INT8_FLOAT16, 4, QWEN3_8B_AWQ, min_kv_tokens=8192)
-FAST_BACKOFF = BackoffPolicy(base_seconds=0.05, factor=2.0, max_seconds=1.0, max_restarts=2, window_seconds=60.0)
+FAST_BACKOFF = RestartPolicy(base_seconds=0.05, factor=2.0, max_seconds=1.0, max_restarts=2, window_seconds=60.0)
 
 
 def test_serve_argv_for_the_t4_plan() -> None:
@@ -48,7 +48,7 @@ def test_child_env_is_offline_on_the_persistent_cache() -> None:
 
 
 def test_backoff_grows_caps_and_gives_up_within_the_window() -> None:
-    policy = BackoffPolicy(base_seconds=2, factor=3, max_seconds=30, max_restarts=2, window_seconds=100)
+    policy = RestartPolicy(base_seconds=2, factor=3, max_seconds=30, max_restarts=2, window_seconds=100)
     assert [policy.delay(n) for n in range(5)] == [2, 6, 18, 30, 30]
     assert not policy.gives_up([10, 20], now=50)
     assert policy.gives_up([10, 20, 30], now=50)
@@ -114,7 +114,7 @@ SupervisorFactory = Callable[..., VllmSupervisor]
 def make_supervisor(tmp_path: Path) -> Iterator[SupervisorFactory]:
     made: list[VllmSupervisor] = []
 
-    def make(*flags: str, health_timeout: float = 10.0, backoff: BackoffPolicy = FAST_BACKOFF) -> VllmSupervisor:
+    def make(*flags: str, health_timeout: float = 10.0, backoff: RestartPolicy = FAST_BACKOFF) -> VllmSupervisor:
         sup = VllmSupervisor(
             MODEL, tmp_path / "models" / "qwen3-8b-awq", free_port(), T4_PLAN, hf_home=tmp_path / "hf",
             log_path=tmp_path / "vllm.log", command=[sys.executable, "-m", "tests.support.vllm_standin", *flags],

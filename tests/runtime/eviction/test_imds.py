@@ -58,7 +58,7 @@ def test_iso_not_before_from_the_mock_server_format(imds: MetadataServer) -> Non
     (Fault("status", status=404), "HTTP 404"),
     (Fault("garbage"), "malformed reply"),
     (Fault("raw", body='[{"EventId": "x"}]'), "malformed reply"),
-    (Fault("delay", seconds=1.5), "unreachable"),
+    (Fault("delay", seconds=1.5), "no answer within 0.5 s"),
 ])
 def test_faults_become_imds_errors(imds: MetadataServer, fault: Fault, reason: str) -> None:
     imds.state.add_fault("spot-1", fault)
