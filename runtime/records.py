@@ -292,6 +292,9 @@ class AuditRecord:
     routing: str  # self-host | split | api
     reason: str
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # Each input with its source (measured / price-book / flag / prior) and the break-even it implies.
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    break_even: dict[str, Any] = field(default_factory=dict)
     v: int = 1
 
 

@@ -20,6 +20,7 @@ from spotkit.cli.params import NON_NEGATIVE, POSITIVE
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.local_slots import LocalSlots
 from spotkit.controller.loop import Controller, ControllerSettings
+from spotkit.controller.measure import InputReader
 from spotkit.controller.slots import SlotBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,19 +35,33 @@ def _options(fn: F) -> F:
         click.option("--slots", envvar="SPOTKIT_SLOT_VMS",
                      help="Comma-separated slot VM names (env SPOTKIT_SLOT_VMS)."),
         click.option("--deadline-hours", type=POSITIVE, default=6.0, show_default=True),
-        click.option("--spot-price-per-hour", type=POSITIVE, default=0.0627, show_default=True),
-        click.option("--boot-seconds", type=NON_NEGATIVE, default=180.0, show_default=True),
-        click.option("--evictions-per-hour", type=NON_NEGATIVE, default=0.05, show_default=True),
-        click.option("--audio-rtf", type=POSITIVE, default=50.0, show_default=True,
-                     help="Measured audio seconds per GPU second (policies.measured)."),
+        click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True,
+                     help="The slots' VM size, for its spot price (env SPOTKIT_VM_SIZE)."),
+        click.option("--region", envvar="SPOTKIT_REGION", default="eastus", show_default=True,
+                     help="The slots' region, for its spot price (env SPOTKIT_REGION)."),
+        click.option("--prices", type=click.Choice(["live", "snapshot"]), default="live", show_default=True,
+                     help="live: the Azure Retail Prices API (the dated snapshot when it cannot answer); "
+                          "snapshot: only the dated snapshot."),
+        click.option("--api-model", default="whisper-1", show_default=True,
+                     help="The metered transcription model the fleet competes with (price book)."),
+        click.option("--window-days", type=click.IntRange(1, 90), default=7, show_default=True,
+                     help="How far back the fleet's records are measured."),
+        click.option("--spot-price-per-hour", type=POSITIVE, default=None,
+                     help="Override the price book's spot price (USD/h)."),
+        click.option("--boot-seconds", type=NON_NEGATIVE, default=None,
+                     help="Override the measured boot-to-ready time."),
+        click.option("--evictions-per-hour", type=NON_NEGATIVE, default=None,
+                     help="Override the measured evictions per node-hour."),
+        click.option("--audio-rtf", type=POSITIVE, default=None,
+                     help="Override the measured audio seconds per GPU second."),
     ]):
         fn = option(fn)
     return fn
 
 
 def _build(settings: Settings, backend: str | None, subscription: str | None, resource_group: str | None,
-           slots: str | None, deadline_hours: float, spot_price_per_hour: float, boot_seconds: float,
-           evictions_per_hour: float, audio_rtf: float) -> Controller:
+           slots: str | None, deadline_hours: float, vm_size: str, region: str, prices: str, api_model: str,
+           window_days: int, **overrides: float | None) -> Controller:
     backend = backend or ("azure" if subscription else "local")
     names = [s.strip() for s in (slots or "").split(",") if s.strip()]
     slot_backend: SlotBackend
@@ -59,11 +74,14 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
     else:
         slot_backend = LocalSlots(settings.home)
         max_slots = len(slot_backend.list_slots())
-    params = ScalingParams(max_slots=max_slots, boot_seconds=boot_seconds, spot_price_per_hour=spot_price_per_hour,
-                           evictions_per_hour=evictions_per_hour)
-    control = ControllerSettings(scaling=params, deadline_seconds=deadline_hours * 3600, audio_rtf=audio_rtf)
-    return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), open_store(settings.store),
-                      control)
+    store = open_store(settings.store)
+    reader = InputReader(store, vm_size, region, api_model, live_prices=prices == "live", window_days=window_days,
+                         flags=overrides)
+    reader.prices()  # a size or region the price source does not know fails now, in one line
+    # Boot time, spot price and eviction rate are placeholders here: every round replaces them with its inputs.
+    params = ScalingParams(max_slots=max_slots, boot_seconds=0.0, spot_price_per_hour=0.0, evictions_per_hour=0.0)
+    control = ControllerSettings(scaling=params, deadline_seconds=deadline_hours * 3600)
+    return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read)
 
 
 @click.group()
@@ -88,12 +106,18 @@ def once(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     \b
     Examples:
       spotkit controller once --backend local --json
+      spotkit controller once --backend local --prices snapshot --audio-rtf 40   # a what-if
     """
     entry = _build(settings_from(ctx), **options).once()
     if as_json:
         click.echo(json.dumps(entry))
         return
     click.echo(f"desired {entry['desired']} ({entry['routing']}): {entry['reason']}")
+    for name, value in entry["inputs"].items():
+        click.echo(f"  {name:<27} {value['value']:<10.4g} {value['source']:<10} {value['detail']}")
+    even = entry["break_even"]
+    click.echo(f"  break-even utilization {even['utilization']:.1%}"
+               f"{'' if even['self_host_can_win'] else ' (self-hosting cannot win at these prices)'}")
     for action in entry["actions"]:
         click.echo(f"  {action}")
 

@@ -2,8 +2,11 @@
 slots, and write every decision with its reason to an audit log in the store.
 
 Observation today is the queue depth (Azure's approximate message count, leased messages
-included) times the mean segment length, converted to GPU-seconds with the measured real-time
-factor, due within the deadline — the queue does not say how old each message is. Acting:
+included) times the mean segment length, converted to GPU-seconds with the real-time factor, due
+within the deadline — the queue does not say how old each message is. The real-time factor, boot
+time, eviction rate and prices come from `inputs` each round (`spotkit.controller.measure`: measured
+from the fleet's records, the price book, flags or stated priors) and are written, each with its
+source, into the audit record beside the decision and the break-even they imply. Acting:
 start deallocated slots (skipping ones that failed to allocate recently — spot capacity comes and
 goes), deallocate idle slots first. When no slot can be allocated (``SkuNotAvailable``,
 ``OverconstrainedAllocationRequest``, quota) the decision falls back to routing work to the
@@ -17,9 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from policies.inputs import FleetInputs
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
 from runtime.queue.base import WorkQueue
 from runtime.records import ROUTING_KEY, AuditRecord, RoutingRecord, audit_key, day_of, dump, read_heartbeats
@@ -31,11 +35,9 @@ log = logging.getLogger("spotkit.controller")
 
 @dataclass(frozen=True)
 class ControllerSettings:
-    scaling: ScalingParams
+    scaling: ScalingParams  # its boot time, spot price and eviction rate are replaced by each round's inputs
     deadline_seconds: float = 6 * 3600
-    audio_rtf: float = 50.0  # measured: policies.measured
     segment_seconds: float = 25.0  # mean audio per queued message
-    api_price_per_audio_minute: float = 0.006
     allocation_backoff_seconds: float = 600.0
 
 
@@ -45,6 +47,7 @@ class Controller:
     queue: WorkQueue
     store: ObjectStore
     settings: ControllerSettings
+    inputs: Callable[[], FleetInputs]
     clock: Callable[[], float] = time.time
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
@@ -58,35 +61,40 @@ class Controller:
                      and self.failed_until.get(s.name, 0.0) <= now]
         depth = self.queue.approximate_count()
         s = self.settings
-        queued = self._pseudo_jobs(depth, now)
+        inputs = self.inputs()
+        params = replace(s.scaling, boot_seconds=inputs.boot_seconds.value,
+                         spot_price_per_hour=inputs.spot_price_per_hour.value,
+                         evictions_per_hour=inputs.evictions_per_hour.value)
+        queued = self._pseudo_jobs(depth, now, inputs)
         decision = decide(Observation(now, queued, len(running), len(booting), len(available), 0.0),
-                          s.scaling, self.memory)
+                          params, self.memory)
         self.memory = decision.memory
         routing = decision.routing
         actions: list[dict[str, Any]] = []
         active = len(running) + len(booting)
         if decision.desired > active:
             started, actions = self._start(available, decision.desired - active, now)
-            if started < decision.desired - active and s.scaling.allow_api and depth:
+            if started < decision.desired - active and params.allow_api and depth:
                 routing = "split" if active + started else "api"
                 actions.append({"action": "fallback-to-api", "missing_slots": decision.desired - active - started})
         elif decision.desired < len(running):
             actions = self._deallocate(running, len(running) - decision.desired)
         entry = AuditRecord(now, {"queue_depth": depth, "running": running, "booting": booting,
-                                  "available": available}, decision.desired, routing, decision.reason, actions)
+                                  "available": available}, decision.desired, routing, decision.reason, actions,
+                            inputs=inputs.as_dict(), break_even=inputs.break_even())
         self._audit(entry)
         return asdict(entry)
 
-    def _pseudo_jobs(self, depth: int, now: float, parts: int = 50) -> tuple[QueuedJob, ...]:
+    def _pseudo_jobs(self, depth: int, now: float, inputs: FleetInputs, parts: int = 50) -> tuple[QueuedJob, ...]:
         """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API."""
         s = self.settings
+        rtf, per_minute = inputs.audio_rtf.value, inputs.api_price_per_audio_minute.value
         chunks = min(parts, depth)
         jobs = []
         for index in range(chunks):
             messages = depth // chunks + (1 if index < depth % chunks else 0)
             audio = messages * s.segment_seconds
-            jobs.append(QueuedJob(index, audio / s.audio_rtf, now + s.deadline_seconds,
-                                  audio / 60 * s.api_price_per_audio_minute))
+            jobs.append(QueuedJob(index, audio / rtf, now + s.deadline_seconds, audio / 60 * per_minute))
         return tuple(jobs)
 
     def _start(self, available: list[str], count: int, now: float) -> tuple[int, list[dict[str, Any]]]:

@@ -13,6 +13,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from policies.inputs import given
 from policies.scaling import ScalingParams
 from runtime.queue.sqlite_queue import SqliteQueue
 from runtime.records import ROUTING_KEY, read_audit
@@ -77,6 +78,10 @@ def test_other_errors_are_slot_errors(arm: ArmEmulator) -> None:
                    authentication_policy=SansIOHTTPPolicy()).list_slots()
 
 
+INPUTS = given(audio_rtf=10, boot_seconds=180, evictions_per_hour=0.05, spot_price_per_hour=0.0627,
+               api_price_per_audio_minute=0.006)
+
+
 class DepthOnly:
     """All the controller reads from a queue is its depth; this one has a scripted depth."""
 
@@ -90,8 +95,8 @@ class DepthOnly:
 def controller(arm: ArmEmulator, tmp_path: Path, clock: FakeClock) -> tuple[Controller, SqliteQueue, FileStore]:
     queue, store = SqliteQueue(tmp_path / "q.db", clock=clock), FileStore(tmp_path / "store")
     params = ScalingParams(max_slots=3, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05)
-    settings = ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10, segment_seconds=30)
-    return Controller(slots(arm), queue, store, settings, clock), queue, store
+    settings = ControllerSettings(scaling=params, deadline_seconds=3600, segment_seconds=30)
+    return Controller(slots(arm), queue, store, settings, lambda: INPUTS, clock), queue, store
 
 
 def test_starts_what_the_backlog_needs_then_deallocates_after_the_grace(arm: ArmEmulator, tmp_path: Path) -> None:
@@ -177,7 +182,7 @@ def test_local_mode_starts_and_stops_local_agents(tmp_path: Path) -> None:
         clock = FakeClock()
         params = ScalingParams(max_slots=2, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05)
         ctl = Controller(LocalSlots(settings.home), DepthOnly(0), FileStore(tmp_path / "store"),  # type: ignore[arg-type]
-                         ControllerSettings(scaling=params, deadline_seconds=3600, audio_rtf=10), clock)
+                         ControllerSettings(scaling=params, deadline_seconds=3600), lambda: INPUTS, clock)
         assert ctl.once()["desired"] == 2  # both running, queue empty: idle within the grace
         clock.now += 200
         entry = ctl.once()

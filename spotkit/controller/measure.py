@@ -1,0 +1,67 @@
+"""Read what the controller decides on: the fleet's records over a rolling window and the prices.
+
+`policies.inputs` turns them into sourced inputs (measured / price-book / flag / prior); this module
+does the reading. Paid node time is not in the usage records (an idle node writes nothing): it is
+integrated from the controller's own audit log — each decision saw which slots were running.
+Live VM prices are fetched at most once an hour; the dated snapshot answers when the API cannot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from policies.inputs import Enough, FleetInputs, resolve_inputs
+from policies.prices import VmPrices, load_price_book, load_vm_prices
+from runtime.records import AuditRecord, day_of, read_audit, read_boots, read_evictions, read_usage
+from runtime.store.base import ObjectStore
+
+DAY = 86400.0
+
+
+def paid_node_seconds(audit: list[AuditRecord], now: float, max_gap_seconds: float = 900.0) -> float:
+    """Running slots × time between decisions, summed; a gap longer than *max_gap_seconds* (the
+    controller was down) counts as no longer than that, so an outage is not billed as running."""
+    ordered = sorted(audit, key=lambda entry: entry.at)
+    total = 0.0
+    ends = [entry.at for entry in ordered[1:]] + [now]
+    for entry, end in zip(ordered, ends[:len(ordered)], strict=True):
+        span = min(end - entry.at, max_gap_seconds)
+        total += len(entry.observed.get("running", [])) * max(0.0, span)
+    return total
+
+
+@dataclass
+class InputReader:
+    store: ObjectStore
+    vm_size: str
+    region: str
+    api_model: str = "whisper-1"
+    live_prices: bool = True
+    window_days: int = 7
+    flags: Mapping[str, float | None] = field(default_factory=dict)
+    enough: Enough = field(default_factory=Enough)
+    clock: Callable[[], float] = time.time
+    price_ttl_seconds: float = 3600.0
+    _prices: tuple[float, VmPrices] | None = field(default=None, init=False, repr=False)
+
+    def prices(self) -> VmPrices:
+        now = self.clock()
+        if self._prices is None or now - self._prices[0] > self.price_ttl_seconds:
+            self._prices = (now, load_vm_prices(self.vm_size, self.region, allow_network=self.live_prices))
+        return self._prices[1]
+
+    def read(self) -> FleetInputs:
+        now = self.clock()
+        days = sorted({day_of(now - offset * DAY) for offset in range(self.window_days)})
+        since = now - self.window_days * DAY
+        usage = [r for day in days for r in read_usage(self.store, day) if r.ended_at >= since]
+        evictions = [e for day in days for e in read_evictions(self.store, day) if e.seen_at >= since]
+        audit = [a for day in days for a in read_audit(self.store, day) if a.at >= since]
+        return resolve_inputs(
+            usage=usage, evictions=evictions, boots=read_boots(self.store),
+            paid_node_seconds=paid_node_seconds(audit, now),
+            prices=self.prices(), api_price=load_price_book().minute_price(self.api_model), vm_size=self.vm_size,
+            region=self.region, window=f"in the {self.window_days} days since {days[0]}", flags=self.flags,
+            enough=self.enough)
