@@ -62,6 +62,10 @@ class StackConfig:
     azure_openai_resource_id: str = ""
     azure_openai_endpoint: str = ""
     azure_openai_api_version: str = "2024-10-21"
+    # Work routed to the metered API: how many API workers the controller may run, and a monthly cap.
+    api_workers: int = 0
+    api_budget_usd: float | None = None
+    api_model: str = "whisper-1"
     # Secret values (pulumi.Output[str] when given); never rendered into custom data.
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -225,6 +229,24 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
                                f"{NAMESPACE}:azureOpenAiResourceId and azureOpenAiEndpoint (Entra ID, no key) or the "
                                f"secret {NAMESPACE}:openaiApiKey "
                                f"(pulumi config set --secret {NAMESPACE}:openaiApiKey KEY)")
+    has_api = bool(aoai_id) or "openaiApiKey" in (secrets or {})
+    api_workers = number("apiWorkers", 2 if has_api else 0, int)
+    if not 0 <= api_workers <= 16:
+        raise StackConfigError(f"{NAMESPACE}:apiWorkers = {api_workers} must be 0..16 (API workers on the controller "
+                               f"for work routed to the metered API) {_fix('apiWorkers', '2')}")
+    if api_workers and not has_api:
+        raise StackConfigError(f"{NAMESPACE}:apiWorkers = {api_workers} needs a metered API: set "
+                               f"{NAMESPACE}:azureOpenAiResourceId and azureOpenAiEndpoint, or the secret "
+                               f"{NAMESPACE}:openaiApiKey {_fix('apiWorkers', '0')}")
+    budget = raw.get("apiBudgetUsd")
+    api_budget = None if budget is None or str(budget).strip() == "" else number("apiBudgetUsd", 0.0, float)
+    if api_budget is not None and not 0 <= api_budget <= 1e7:
+        raise StackConfigError(f"{NAMESPACE}:apiBudgetUsd = {api_budget} must be 0 or more USD a month "
+                               f"{_fix('apiBudgetUsd', '500')}")
+    api_model = text("apiModel", "whisper-1")
+    if not _DEPLOYMENT.match(api_model):
+        raise StackConfigError(f"{NAMESPACE}:apiModel = {api_model!r} is not a model or deployment name "
+                               f"{_fix('apiModel', 'whisper-1')}")
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
@@ -234,6 +256,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         spotkit_pip_spec=pip_spec, segment_retention_days=retention,
         vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
         azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
+        api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model,
         secrets=dict(secrets or {}),
     )
 
@@ -263,7 +286,7 @@ def load_stack_config() -> StackConfig:
             "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider", "alertEmails",
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
             "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
-            "azureOpenAiApiVersion")
+            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel")
     raw: dict[str, Any] = {}
     for key in keys:
         value = config.get_object(key) if key in ("fallbackSizes", "models", "alertEmails", "tags") else config.get(key)

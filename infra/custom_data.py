@@ -93,6 +93,13 @@ class ControllerBootConfig:
     resource_group: str
     slot_vm_names: tuple[str, ...]
     secret_names: tuple[str, ...] = ()  # Key Vault secret names, see SECRET_ENV_VARS
+    vm_size: str = "Standard_NC4as_T4_v3"  # the slots' size and region: the spot price the policy uses
+    region: str = "eastus"
+    api_workers: int = 0  # the most API workers for work routed to the metered API (0: no API path)
+    api_budget_usd: float | None = None  # monthly cap on metered spend; None: no cap
+    api_model: str = "whisper-1"
+    azure_openai_endpoint: str = ""
+    azure_openai_api_version: str = "2024-10-21"
 
 
 def _fail(where: str, value: object, why: str) -> ValueError:
@@ -151,16 +158,18 @@ def _translator_env(cfg: NodeBootConfig) -> dict[str, str]:
     if cfg.translator != "none":
         env["SPOTKIT_TRANSLATOR_MODEL"] = _match("NodeBootConfig.translator_model", cfg.translator_model, _MODEL,
                                                  "must be a model or deployment name")
-    if cfg.azure_openai_endpoint:
-        if not re.fullmatch(r"https://[a-z0-9][a-z0-9-]{1,62}\.(openai|cognitiveservices)\.azure\.com",
-                            cfg.azure_openai_endpoint):
-            raise _fail("NodeBootConfig.azure_openai_endpoint", cfg.azure_openai_endpoint,
-                        "must be https://NAME.openai.azure.com")
-        env.update({"SPOTKIT_METERED_API": "azure-openai", "AZURE_OPENAI_ENDPOINT": cfg.azure_openai_endpoint,
-                    "OPENAI_API_VERSION": _match("NodeBootConfig.azure_openai_api_version",
-                                                 cfg.azure_openai_api_version, _API_VERSION,
-                                                 "must be an API version like 2024-10-21")})
-    return env
+    return {**env, **_metered_env("NodeBootConfig", cfg.azure_openai_endpoint, cfg.azure_openai_api_version)}
+
+
+def _metered_env(kind: str, endpoint: str, version: str) -> dict[str, str]:
+    """Azure OpenAI as the metered API (reached with the VM's identity), or nothing: the openai default."""
+    if not endpoint:
+        return {}
+    if not re.fullmatch(r"https://[a-z0-9][a-z0-9-]{1,62}\.(openai|cognitiveservices)\.azure\.com", endpoint):
+        raise _fail(f"{kind}.azure_openai_endpoint", endpoint, "must be https://NAME.openai.azure.com")
+    return {"SPOTKIT_METERED_API": "azure-openai", "AZURE_OPENAI_ENDPOINT": endpoint,
+            "OPENAI_API_VERSION": _match(f"{kind}.azure_openai_api_version", version, _API_VERSION,
+                                         "must be an API version like 2024-10-21")}
 
 
 def _env_file(env: dict[str, str]) -> str:
@@ -254,8 +263,19 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
         "SPOTKIT_SUBSCRIPTION_ID": subscription,
         "SPOTKIT_RESOURCE_GROUP": group,
         "SPOTKIT_SLOT_VMS": ",".join(slots),
+        "SPOTKIT_VM_SIZE": _match("ControllerBootConfig.vm_size", cfg.vm_size, _NAME, "must be a VM size"),
+        "SPOTKIT_REGION": _match("ControllerBootConfig.region", cfg.region, re.compile(r"[a-z0-9]+"),
+                                 "must be an Azure region name"),
+        "SPOTKIT_API_WORKERS": str(_port("ControllerBootConfig.api_workers", cfg.api_workers, 0, 64)),
+        "SPOTKIT_API_MODEL": _match("ControllerBootConfig.api_model", cfg.api_model, _MODEL,
+                                    "must be a model or deployment name"),
         **env,
+        **_metered_env("ControllerBootConfig", cfg.azure_openai_endpoint, cfg.azure_openai_api_version),
     }
+    if cfg.api_budget_usd is not None:
+        if not (isinstance(cfg.api_budget_usd, int | float) and 0 <= cfg.api_budget_usd < 1e9):
+            raise _fail("ControllerBootConfig.api_budget_usd", cfg.api_budget_usd, "must be 0 or more USD")
+        env["SPOTKIT_API_BUDGET_USD"] = f"{cfg.api_budget_usd:g}"
     text = _render("controller/cloud-config.yaml", {
         "controller_env": _block(_env_file(env)),
         "controller_unit": _block(_render("controller/spotkit-controller.service", {})),

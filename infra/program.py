@@ -59,7 +59,10 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         group.name).apply(lambda v: encode_custom_data(render_controller_cloud_config(ControllerBootConfig(
             queue_url=v[0], store_url=v[1], identity_client_id=v[2], key_vault_name=v[3],
             spotkit_pip_spec=cfg.spotkit_pip_spec, subscription_id=v[4], resource_group=v[5],
-            slot_vm_names=tuple(slot_names(prefix, cfg.slot_count))))))
+            slot_vm_names=tuple(slot_names(prefix, cfg.slot_count)), secret_names=secret_names,
+            vm_size=cfg.vm_size, region=cfg.location, api_workers=cfg.api_workers, api_budget_usd=cfg.api_budget_usd,
+            api_model=cfg.api_model, azure_openai_endpoint=cfg.azure_openai_endpoint,
+            azure_openai_api_version=cfg.azure_openai_api_version))))
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(
         group.name, loc, tags, prefix, net.controller_subnet_id, net.jump_subnet_id, ids.controller_identity_id,
         controller_data, cfg.admin_ssh_public_key))

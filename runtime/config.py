@@ -58,6 +58,7 @@ class Settings:
     simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
     translator: str = "none"  # or "openai" (metered API), "vllm" (the node's vLLM server)
     metered_api: str = "openai"  # or "azure-openai" (Entra ID or a key; docs/engines.md)
+    api_model: str = ""  # the metered transcription model or deployment (e.g. whisper-1); "" = `model`
     translator_model: str = "gpt-4o-mini"
     vllm_url: str = "http://127.0.0.1:8000/v1"
     vllm_command: str = ""  # replaces the `vllm` executable (rehearsals and tests); the flags stay real

@@ -63,6 +63,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
      "(`DrainedMarker`): the last to drain acknowledges"),
     (f"{AUDIT}day=YYYY-MM-DD/<ms>-<rand>.json", "controller", "every scaling decision (`AuditRecord`)"),
     (f"{CONTROL}routing.json", "controller", "the current routing (`RoutingRecord`)"),
+    (f"{CONTROL}budget-alerts/YYYY-MM-<level>.json", "controller",
+     "write-if-absent: the month's API spend crossed 80 % / 100 % of its cap, alerted once (`BudgetAlert`)"),
     (f"{MODELS}<model>/manifest.json, …/files/<file>", "`spotkit models publish`",
      "the model mirror, manifest written last"),
 )
@@ -137,6 +139,11 @@ def audit_key(day: str, stamp_ms: int, suffix: str) -> str:
 ROUTING_KEY = f"{CONTROL}routing.json"
 
 
+def budget_alert_key(month: str, level: str) -> str:
+    """One marker per month and level: written if absent, so the alert fires once."""
+    return f"{CONTROL}budget-alerts/{month}-{level}.json"
+
+
 def model_prefix(folder: str) -> str:
     """The mirror of one model (*folder* is `runtime.models.folder_name` of it)."""
     return f"{MODELS}{folder}/"
@@ -195,6 +202,7 @@ class UsageRecord:
     outcome: str  # one of OUTCOMES
     error: str = ""
     gpu_seconds: float = 0.0  # engine time spent on this segment (its share of the batch)
+    path: str = "fleet"  # fleet (a node's engine) | api (a metered API, billed per unit)
     v: int = 1
 
 
@@ -295,6 +303,19 @@ class AuditRecord:
     # Each input with its source (measured / price-book / flag / prior) and the break-even it implies.
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     break_even: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)  # the month's API spend against its cap
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    """The month's metered spend crossed a level of its cap (``80%``, ``100%``)."""
+
+    month: str
+    level: str
+    spent_usd: float
+    cap_usd: float
+    at: float
     v: int = 1
 
 

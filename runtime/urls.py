@@ -46,3 +46,16 @@ def parse_backend_url(url: str, setting: str, allowed: tuple[str, ...]) -> Backe
 def connection_string(env: Mapping[str, str]) -> str | None:
     """A storage connection string (Azurite, or keys where identities are not available)."""
     return env.get(CONNECTION_STRING_ENV) or None
+
+
+API_QUEUE_SUFFIX = "-api"
+
+
+def api_queue_url(url: str) -> str:
+    """The queue of the work routed to the metered API, beside the fleet's queue: the same SQLite file
+    under the name ``<name>-api``, or the Azure queue ``<name>-api`` in the same account. Work moved
+    there is done by API workers only, so no message bounces between agents of the two kinds."""
+    parsed = parse_backend_url(url, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
+    if parsed.scheme == "sqlite":
+        return f"sqlite://{parsed.path}?queue={parsed.name or 'work'}{API_QUEUE_SUFFIX}"
+    return f"azure-queue://{parsed.account}/{parsed.name}{API_QUEUE_SUFFIX}"

@@ -12,6 +12,7 @@ import pulumi
 from pulumi_azure_native import storage
 
 QUEUE = "work"
+API_QUEUE = f"{QUEUE}-api"  # work routed to the metered API (runtime.urls.api_queue_url; a test keeps them equal)
 CONTAINER = "spotkit"
 
 
@@ -64,7 +65,8 @@ class Storage(pulumi.ComponentResource):
                 ip_rules=[storage.IPRuleArgs(i_p_address_or_range=storage_ip_rule(args.operator_cidr))]),
             opts=child)
         queues = [storage.Queue(f"{name}-{q}", account_name=account.name, resource_group_name=rg,
-                                queue_name=q, opts=child) for q in (QUEUE, f"{QUEUE}-poison")]
+                                queue_name=q, opts=child)
+                  for q in (QUEUE, f"{QUEUE}-poison", API_QUEUE, f"{API_QUEUE}-poison")]
         container = storage.BlobContainer(
             f"{name}-container", account_name=account.name, resource_group_name=rg,
             container_name=CONTAINER, public_access=storage.PublicAccess.NONE, opts=child)

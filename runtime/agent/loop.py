@@ -77,7 +77,8 @@ class Agent:
         self.leases = LeaseSet(queue, clock)
         self.batches = BatchSlot(settings.engine_seconds_per_audio_second, clock)
         self.settler = Settler(self.node, queue, store, self.leases, self.usage, self.metrics, clock,
-                               settings.retry_seconds, lambda: self.engine.engine if self.engine else "")
+                               settings.retry_seconds, lambda: self.engine.engine if self.engine else "",
+                               lambda: "api" if self.engine is not None and self.engine.metered else "fleet")
         manifests = Manifests(store)
         self.settler.before_delete = FanOut(queue, manifests)
         self.translation = Translation(self.cache, manifests, self.settler, clock)
@@ -260,7 +261,7 @@ class Agent:
             self.settler.failed(pending, f"this node serves model {self.engine.model!r}, the segment asks for "
                                          f"{item.options.model!r}", self.clock())
             return False
-        if item.options.revision and item.options.revision != self.engine.revision:
+        if item.options.revision and item.options.revision != self.engine.revision and not self.engine.metered:
             self.settler.failed(pending, f"this node serves {self.engine.model} revision {self.engine.revision}, "
                                          f"the job was submitted for revision {item.options.revision} (the model "
                                          "or its decoding changed since: resubmit, or run nodes with that model)",

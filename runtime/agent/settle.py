@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from runtime.agent.batch import Pending, RunningBatch
 from runtime.agent.leases import LeaseSet
 from runtime.agent.metrics import AgentMetrics
+from runtime.engines.base import METERED_ENGINES
 from runtime.errors import BadMessage, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import PoisonRecord, UsageRecord, dump, poison_key, queued_key
@@ -40,13 +41,14 @@ class Counts:
 class Settler:
     def __init__(self, node: str, queue: WorkQueue, store: ObjectStore, leases: LeaseSet, usage: UsageLog,
                  metrics: AgentMetrics, clock: Callable[[], float], retry_seconds: float,
-                 default_engine: Callable[[], str]) -> None:
+                 default_engine: Callable[[], str], path: Callable[[], str] = lambda: "fleet") -> None:
         self.node, self.queue, self.store, self.leases = node, queue, store, leases
         self.usage, self.metrics, self.clock = usage, metrics, clock
         # A failed segment waits in the queue before its next delivery: the kit's one backoff, capped
         # at a minute, jittered so a batch that failed together does not come back together.
         self.redelivery = Backoff(base_seconds=retry_seconds, cap_seconds=60.0)
         self.default_engine = default_engine
+        self.path = path  # "api" on an API worker, "fleet" on a node
         self.before_delete: Callable[[WorkItem], None] = lambda item: None  # the translation fan-out
         self._lock = threading.Lock()
         self._counts = Counts()
@@ -70,7 +72,8 @@ class Settler:
             audio_seconds=item.seconds, tokens_in=tokens_in, tokens_out=tokens_out,
             engine=engine or self.default_engine(), model=model or item.options.model, started_at=started,
             ended_at=self.clock() if ended is None else ended, outcome=outcome, error=redact(error),
-            gpu_seconds=round(gpu_seconds, 4)))
+            gpu_seconds=round(gpu_seconds, 4),
+            path="api" if (engine or self.default_engine()) in METERED_ENGINES else self.path()))
         self.metrics.count(outcome)
 
     # -- outcomes -----------------------------------------------------------------------------------

@@ -22,10 +22,17 @@ class AudioItem:
     options: TaskOptions
 
 
+# Engines that are a metered API, not the fleet: their work is billed per unit (docs/cost-model.md).
+METERED_ENGINES = ("openai",)
+
+
 class Transcriber(ABC):
     engine: str
     model: str
     revision: str = ""  # what the loaded model is, by content (`runtime.engines.revision`)
+    # A metered API cannot be pinned to a model's content: work the controller routes to it is done
+    # whatever revision the job was submitted for, and its result names the engine and model that made it.
+    metered: bool = False
 
     @abstractmethod
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:

@@ -21,7 +21,9 @@ def open_transcriber(settings: Settings) -> Transcriber:
     if settings.transcriber == "openai":
         from runtime.engines.openai_api import OpenAITranscriber, open_api
 
-        return OpenAITranscriber(open_api(settings.metered_api), model=settings.model)
+        # An API worker serves the fleet's model name (what segments ask for) with the metered model.
+        return OpenAITranscriber(open_api(settings.metered_api), model=settings.api_model or settings.model,
+                                 served_as=settings.model)
     if settings.transcriber != "faster-whisper":
         raise ConfigError(f"transcriber = {settings.transcriber!r}: use one of {', '.join(TRANSCRIBERS)} "
                           "(SPOTKIT_TRANSCRIBER)")

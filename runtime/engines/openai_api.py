@@ -136,6 +136,7 @@ class OpenAITranscriber(Transcriber):
     """``audio.transcriptions.create`` per segment (the API takes one file a request)."""
 
     engine = "openai"
+    metered = True
 
     def __init__(self, client: openai.OpenAI, model: str = "whisper-1", served_as: str = "") -> None:
         self.client, self.api_model = client, model

@@ -31,6 +31,15 @@ class Alerter:
         self.delivered = 0
         self.failed = 0
 
+    def notify(self, event: str, text: str, payload: dict[str, Any]) -> None:
+        """Any other alert (the API budget): the same log line and webhook as an eviction's."""
+        body = {**payload, "event": event, "runbook": self.runbook_url, "text": text}
+        log.warning("event=%s %s", event, json.dumps(body, sort_keys=True))
+        if self.webhook_url:
+            thread = threading.Thread(target=self._post, args=(body,), daemon=True, name="alert")
+            self._threads.append(thread)
+            thread.start()
+
     def eviction(self, record: dict[str, Any]) -> None:
         payload = {
             **record,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -10,13 +11,17 @@ from typing import Any, TypeVar
 
 import click
 
+from policies.budget import Budget
 from policies.scaling import ScalingParams
-from runtime.config import Settings
+from runtime.config import Settings, settings_env
 from runtime.errors import SpotkitError
+from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
 from runtime.queue import open_queue
 from runtime.store import open_store
+from runtime.urls import api_queue_url
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import NON_NEGATIVE, POSITIVE
+from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.local_slots import LocalSlots
 from spotkit.controller.loop import Controller, ControllerSettings
@@ -54,6 +59,13 @@ def _options(fn: F) -> F:
                      help="Override the measured evictions per node-hour."),
         click.option("--audio-rtf", type=POSITIVE, default=None,
                      help="Override the measured audio seconds per GPU second."),
+        click.option("--api-workers", type=click.IntRange(0, 64), envvar="SPOTKIT_API_WORKERS", default=0,
+                     show_default=True, help="Most API workers to run for work routed to the metered API; 0: "
+                                             "no API path, nothing is routed (env SPOTKIT_API_WORKERS)."),
+        click.option("--api-budget-usd", type=NON_NEGATIVE, envvar="SPOTKIT_API_BUDGET_USD", default=None,
+                     help="Monthly cap on metered-API spend; alert at 80 %, no routing at 100 % "
+                          "(env SPOTKIT_API_BUDGET_USD; default: no cap)."),
+        click.option("--budget-override", is_flag=True, help="Route to the API even past the monthly cap."),
     ]):
         fn = option(fn)
     return fn
@@ -61,7 +73,8 @@ def _options(fn: F) -> F:
 
 def _build(settings: Settings, backend: str | None, subscription: str | None, resource_group: str | None,
            slots: str | None, deadline_hours: float, vm_size: str, region: str, prices: str, api_model: str,
-           window_days: int, **overrides: float | None) -> Controller:
+           window_days: int, api_workers: int, api_budget_usd: float | None, budget_override: bool,
+           **overrides: float | None) -> Controller:
     backend = backend or ("azure" if subscription else "local")
     names = [s.strip() for s in (slots or "").split(",") if s.strip()]
     slot_backend: SlotBackend
@@ -81,7 +94,17 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
     # Boot time, spot price and eviction rate are placeholders here: every round replaces them with its inputs.
     params = ScalingParams(max_slots=max_slots, boot_seconds=0.0, spot_price_per_hour=0.0, evictions_per_hour=0.0)
     control = ControllerSettings(scaling=params, deadline_seconds=deadline_hours * 3600)
-    return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read)
+    api = None
+    if api_workers:
+        api_url = api_queue_url(settings.queue)
+        api_queue = open_queue(api_url, settings.max_deliveries)
+        api_queue.ensure()
+        workers = LocalApiWorkers(settings.home, {**os.environ, **settings_env(settings)}, api_url)
+        api = ApiPath(api_queue, workers, api_workers)
+    budget = Budget(math.inf if api_budget_usd is None else api_budget_usd, budget_override)
+    alerter = Alerter(settings.alert_webhook, settings.runbook_url or DEFAULT_RUNBOOK)
+    return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read,
+                      api=api, budget=budget, alerter=alerter)
 
 
 @click.group()
@@ -118,6 +141,9 @@ def once(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     even = entry["break_even"]
     click.echo(f"  break-even utilization {even['utilization']:.1%}"
                f"{'' if even['self_host_can_win'] else ' (self-hosting cannot win at these prices)'}")
+    spend = entry["budget"]
+    cap = "no cap" if spend["cap_usd"] is None else f"of ${spend['cap_usd']:.2f} ({spend['share']:.0%})"
+    click.echo(f"  API spend {spend['month']}: ${spend['spent_usd']:.2f} {cap}")
     for action in entry["actions"]:
         click.echo(f"  {action}")
 

@@ -10,12 +10,15 @@ source, into the audit record beside the decision and the break-even they imply.
 start deallocated slots (skipping ones that failed to allocate recently — spot capacity comes and
 goes), deallocate idle slots first. When no slot can be allocated (``SkuNotAvailable``,
 ``OverconstrainedAllocationRequest``, quota) the decision falls back to routing work to the
-metered API; the routing is written to the store (`runtime.records.RoutingRecord`) for the API workers.
+metered API. The routing is executed, not only written (`runtime.records.RoutingRecord`): work sent to
+the API moves to its own queue, where API workers the controller starts do it
+(`spotkit.controller.api_path`), within the month's API budget (`policies.budget`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,11 +26,25 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from policies.budget import Budget, BudgetState, api_spend, budget_state
 from policies.inputs import FleetInputs
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
+from runtime.eviction.alerts import Alerter
 from runtime.queue.base import WorkQueue
-from runtime.records import ROUTING_KEY, AuditRecord, RoutingRecord, audit_key, day_of, dump, read_heartbeats
+from runtime.records import (
+    ROUTING_KEY,
+    AuditRecord,
+    BudgetAlert,
+    RoutingRecord,
+    audit_key,
+    budget_alert_key,
+    day_of,
+    dump,
+    read_heartbeats,
+)
 from runtime.store.base import ObjectStore
+from spotkit.controller.api_path import ApiPath, move
+from spotkit.controller.measure import month_usage
 from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError
 
 log = logging.getLogger("spotkit.controller")
@@ -49,6 +66,9 @@ class Controller:
     settings: ControllerSettings
     inputs: Callable[[], FleetInputs]
     clock: Callable[[], float] = time.time
+    api: ApiPath | None = None  # None: no API path, so nothing is routed there
+    budget: Budget = field(default_factory=Budget)
+    alerter: Alerter = field(default_factory=Alerter)
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
 
@@ -62,40 +82,78 @@ class Controller:
         depth = self.queue.approximate_count()
         s = self.settings
         inputs = self.inputs()
+        budget = self._budget(now, inputs)
+        # Work can go to the API only if there is a path that does it, and the month's budget allows.
         params = replace(s.scaling, boot_seconds=inputs.boot_seconds.value,
                          spot_price_per_hour=inputs.spot_price_per_hour.value,
-                         evictions_per_hour=inputs.evictions_per_hour.value)
-        queued = self._pseudo_jobs(depth, now, inputs)
+                         evictions_per_hour=inputs.evictions_per_hour.value,
+                         allow_api=s.scaling.allow_api and self.api is not None and budget.routing_allowed)
+        queued, sizes = self._pseudo_jobs(depth, now, inputs)
         decision = decide(Observation(now, queued, len(running), len(booting), len(available), 0.0),
                           params, self.memory)
         self.memory = decision.memory
         routing = decision.routing
+        to_move = depth if routing == "api" else sum(sizes[i] for i in decision.to_api)
         actions: list[dict[str, Any]] = []
         active = len(running) + len(booting)
         if decision.desired > active:
             started, actions = self._start(available, decision.desired - active, now)
-            if started < decision.desired - active and params.allow_api and depth:
+            missing = decision.desired - active - started
+            if missing and params.allow_api and depth:
                 routing = "split" if active + started else "api"
-                actions.append({"action": "fallback-to-api", "missing_slots": decision.desired - active - started})
+                to_move = max(to_move, depth if routing == "api" else math.ceil(depth * missing / decision.desired))
+                actions.append({"action": "fallback-to-api", "missing_slots": missing})
         elif decision.desired < len(running):
             actions = self._deallocate(running, len(running) - decision.desired)
-        entry = AuditRecord(now, {"queue_depth": depth, "running": running, "booting": booting,
-                                  "available": available}, decision.desired, routing, decision.reason, actions,
-                            inputs=inputs.as_dict(), break_even=inputs.break_even())
+        observed = {"queue_depth": depth, "running": running, "booting": booting, "available": available}
+        if self.api is not None:
+            actions += self._route(routing, to_move)
+            observed.update(api_queue_depth=self.api.queue.approximate_count(), api_workers=self.api.workers.running())
+        entry = AuditRecord(now, observed, decision.desired, routing, decision.reason, actions,
+                            inputs=inputs.as_dict(), break_even=inputs.break_even(), budget=budget.as_dict())
         self._audit(entry)
         return asdict(entry)
 
-    def _pseudo_jobs(self, depth: int, now: float, inputs: FleetInputs, parts: int = 50) -> tuple[QueuedJob, ...]:
-        """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API."""
+    def _route(self, routing: str, to_move: int) -> list[dict[str, Any]]:
+        """Execute the routing: move the work sent to the API into its queue, size the API workers."""
+        assert self.api is not None
+        actions: list[dict[str, Any]] = []
+        if routing != "self-host" and to_move > 0:
+            moved = move(self.queue, self.api.queue, to_move)
+            actions.append({"action": "route-to-api", "messages": moved})
+        backlog = self.api.queue.approximate_count()
+        target = self.api.workers_for(backlog, routing)
+        if target != self.api.workers.running():
+            actions += self.api.workers.scale(target)
+        return actions
+
+    def _budget(self, now: float, inputs: FleetInputs) -> BudgetState:
+        """The month's API spend against its cap; crossing 80 % or 100 % alerts once a month."""
+        month, usage = month_usage(self.store, now)
+        state = budget_state(self.budget, month, api_spend(usage, inputs.api_price_per_audio_minute.value))
+        if state.level:
+            alert = BudgetAlert(month, state.level, state.spent_usd, state.cap_usd, now)
+            if self.store.put_if_absent(budget_alert_key(month, state.level.rstrip("%")), dump(alert)):
+                self.alerter.notify("api-budget", (
+                    f":money_with_wings: spotkit's metered-API spend for {month} is ${state.spent_usd:.2f}, "
+                    f"{state.level} of the ${state.cap_usd:.2f} cap"
+                    + ("; no more work is routed to the API" if not state.routing_allowed else "")), asdict(alert))
+        return state
+
+    def _pseudo_jobs(self, depth: int, now: float, inputs: FleetInputs,
+                     parts: int = 50) -> tuple[tuple[QueuedJob, ...], list[int]]:
+        """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API;
+        returns the chunks and how many messages each holds."""
         s = self.settings
         rtf, per_minute = inputs.audio_rtf.value, inputs.api_price_per_audio_minute.value
         chunks = min(parts, depth)
-        jobs = []
+        jobs, sizes = [], []
         for index in range(chunks):
             messages = depth // chunks + (1 if index < depth % chunks else 0)
             audio = messages * s.segment_seconds
             jobs.append(QueuedJob(index, audio / rtf, now + s.deadline_seconds, audio / 60 * per_minute))
-        return tuple(jobs)
+            sizes.append(messages)
+        return tuple(jobs), sizes
 
     def _start(self, available: list[str], count: int, now: float) -> tuple[int, list[dict[str, Any]]]:
         started, actions = 0, []

@@ -11,13 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from policies.inputs import Enough, FleetInputs, resolve_inputs
 from policies.prices import VmPrices, load_price_book, load_vm_prices
-from runtime.records import AuditRecord, day_of, read_audit, read_boots, read_evictions, read_usage
+from runtime.records import AuditRecord, UsageRecord, day_of, read_audit, read_boots, read_evictions, read_usage
 from runtime.store.base import ObjectStore
 
 DAY = 86400.0
+
+
+def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageRecord]]:
+    """This UTC month (``YYYY-MM``) and its usage records, day partition by day partition."""
+    today = datetime.fromtimestamp(now, tz=UTC).date()
+    days = [today.replace(day=d).isoformat() for d in range(1, today.day + 1)]
+    return today.isoformat()[:7], [r for day in days for r in read_usage(store, day)]
 
 
 def paid_node_seconds(audit: list[AuditRecord], now: float, max_gap_seconds: float = 900.0) -> float:

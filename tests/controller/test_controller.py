@@ -18,6 +18,7 @@ from policies.scaling import ScalingParams
 from runtime.queue.sqlite_queue import SqliteQueue
 from runtime.records import ROUTING_KEY, read_audit
 from runtime.store.file_store import FileStore
+from spotkit.controller.api_path import ApiPath, ApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.loop import Controller, ControllerSettings
 from spotkit.controller.slots import AllocationFailed, SlotError
@@ -143,16 +144,73 @@ def test_failed_start_falls_back_to_the_next_slot(arm: ArmEmulator, tmp_path: Pa
     assert arm.state.calls.count(("start", "slot-1")) == 1 and arm.state.power["slot-3"] == "running"
 
 
+class CountedWorkers(ApiWorkers):
+    """API workers that only count: what the controller asked for."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def running(self) -> int:
+        return self.count
+
+    def scale(self, count: int) -> list[dict[str, Any]]:
+        self.count = count
+        return [{"action": "scale-api-workers", "workers": count}]
+
+
 def test_no_capacity_anywhere_routes_to_the_api(arm: ArmEmulator, tmp_path: Path) -> None:
+    """Every slot fails to allocate: the work moves to the API queue and API workers start for it."""
     clock = FakeClock()
     ctl, queue, store = controller(arm, tmp_path, clock)
+    api_queue, workers = SqliteQueue(tmp_path / "q.db", "work-api", clock=clock), CountedWorkers()
+    ctl.api = ApiPath(api_queue, workers, max_workers=3)
     for name in SLOTS:
         arm.state.async_failures[name] = "OverconstrainedAllocationRequest"
     for _ in range(1500):
         queue.send("segment")
     entry = ctl.once()
-    assert entry["routing"] == "api" and entry["actions"][-1]["action"] == "fallback-to-api"
+    assert entry["routing"] == "api"
+    assert [a["action"] for a in entry["actions"]][-3:] == ["fallback-to-api", "route-to-api", "scale-api-workers"]
     assert json.loads(store.get(ROUTING_KEY))["routing"] == "api"
+    assert queue.approximate_count() == 0 and api_queue.approximate_count() == 1500  # moved, not bounced
+    assert workers.count == 3 and entry["observed"]["api_queue_depth"] == 1500
+
+
+def test_without_an_api_path_nothing_is_routed_there(arm: ArmEmulator, tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctl, queue, _ = controller(arm, tmp_path, clock)
+    for name in SLOTS:
+        arm.state.async_failures[name] = "OverconstrainedAllocationRequest"
+    for _ in range(1500):
+        queue.send("segment")
+    entry = ctl.once()
+    assert entry["routing"] == "self-host" and queue.approximate_count() == 1500
+    assert "fallback-to-api" not in [a["action"] for a in entry["actions"]]
+
+
+def test_a_spent_budget_stops_routing_and_alerts_once(arm: ArmEmulator, tmp_path: Path) -> None:
+    """$1 a month, and the month's API records already cost more: nothing is routed, one alert."""
+    from policies.budget import Budget
+    from runtime.records import UsageRecord, day_of, dump, usage_key
+
+    clock = FakeClock()
+    ctl, queue, store = controller(arm, tmp_path, clock)
+    ctl.api = ApiPath(SqliteQueue(tmp_path / "q.db", "work-api", clock=clock), CountedWorkers())
+    ctl.budget = Budget(1.0)
+    alerts: list[str] = []
+    ctl.alerter.notify = lambda event, text, payload: alerts.append(text)  # type: ignore[method-assign]
+    spent = UsageRecord("api-1", "j", "s", "transcribe", 20 * 60.0, 0, 0, "openai", "whisper-1", clock.now,
+                        clock.now, "done", path="api")  # 20 minutes at $0.006: $0.12 ...
+    store.put(usage_key(day_of(clock.now), "api-1", 1, "x"),
+              b"".join(dump(spent) + b"\n" for _ in range(10)))  # ... ten times: $1.20
+    for name in SLOTS:
+        arm.state.async_failures[name] = "OverconstrainedAllocationRequest"
+    for _ in range(1500):
+        queue.send("segment")
+    first, second = ctl.once(), ctl.once()
+    assert first["budget"]["level"] == "100%" and not first["budget"]["routing_allowed"]
+    assert first["routing"] == second["routing"] == "self-host" and queue.approximate_count() == 1500
+    assert len(alerts) == 1 and "100%" in alerts[0] and "no more work is routed" in alerts[0]
 
 
 def test_no_flapping_within_the_cooldown(arm: ArmEmulator, tmp_path: Path) -> None:

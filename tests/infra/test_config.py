@@ -58,6 +58,10 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"azureOpenAiEndpoint": "https://acme.openai.azure.com"}, "azureOpenAiResourceId", "is required"),
     ({"azureOpenAiApiVersion": "latest"}, "azureOpenAiApiVersion", "not an API version"),
     ({"translatorModel": "a b"}, "translatorModel", "not a model"),
+    ({"apiWorkers": 2}, "apiWorkers", "needs a metered API"),
+    ({"apiWorkers": 99}, "apiWorkers", "0..16"),
+    ({"apiBudgetUsd": float("nan")}, "apiBudgetUsd", "not a float"),
+    ({"apiBudgetUsd": -5}, "apiBudgetUsd", "0 or more"),
     ({"alertEmails": ["nobody"]}, "alertEmails", "not an e-mail"),
     ({"tags": {"environment": "dev"}}, "tags", "cost-center"),
     ({"location": None}, "location", "is required"),
@@ -99,6 +103,7 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
 @given(st.dictionaries(st.sampled_from(["vmSize", "fallbackSizes", "slotCount", "minRunning", "maxPricePerHour",
                                         "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider",
                                         "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
+                                        "apiWorkers", "apiBudgetUsd", "apiModel",
                                         "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
                                         "segmentRetentionDays", "location"]),
                        st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(

@@ -87,7 +87,11 @@ def test_storage_is_identity_only_and_private(env: tuple[CapturingMocks, dict[st
     assert props["allowSharedKeyAccess"] is False and props["allowBlobPublicAccess"] is False
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["networkRuleSet"]["defaultAction"] == "Deny"
-    assert sorted(q.props["queueName"] for q in mocks.of_type("storage:Queue")) == ["work", "work-poison"]
+    assert sorted(q.props["queueName"] for q in mocks.of_type("storage:Queue")) == [
+        "work", "work-api", "work-api-poison", "work-poison"]
+    from runtime.urls import api_queue_url
+
+    assert api_queue_url("azure-queue://acct/work") == "azure-queue://acct/work-api"  # the name the runtime uses
     [container] = mocks.of_type("storage:BlobContainer")
     assert container.props["publicAccess"] == "None"
     [policy] = mocks.of_type("storage:ManagementPolicy")
@@ -244,7 +248,8 @@ def test_azure_openai_gets_the_inference_role_and_no_key() -> None:
     """With Azure OpenAI as the metered API, both identities may call its deployments (the narrowest role,
     scoped to that one resource) and the nodes are told where it is — and nothing else: no key."""
     cfg = parse_stack_config({**sample(), "translatorProvider": "openai", "translatorModel": "gpt-4o-mini",
-                              "azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"})
+                              "azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com",
+                              "apiBudgetUsd": 300, "apiModel": "whisper"})
     mocks, _ = run_program(cfg)
     openai_user = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
     grants = [a.props for a in mocks.of_type("authorization:RoleAssignment")
@@ -258,6 +263,11 @@ def test_azure_openai_gets_the_inference_role_and_no_key() -> None:
                  "AZURE_OPENAI_ENDPOINT=https://acme-openai.openai.azure.com", "OPENAI_API_VERSION=2024-10-21"):
         assert line in node_text
     assert "API_KEY" not in node_text and "openai-api-key" not in node_text
+    [host] = vms(mocks, "controller")
+    host_text = base64.b64decode(host["osProfile"]["customData"]).decode()
+    for line in ("SPOTKIT_API_WORKERS=2", "SPOTKIT_API_BUDGET_USD=300", "SPOTKIT_API_MODEL=whisper",
+                 "SPOTKIT_METERED_API=azure-openai", "SPOTKIT_VM_SIZE=Standard_NC4as_T4_v3", "SPOTKIT_REGION=eastus"):
+        assert line in host_text, line
 
 
 def test_the_translator_reaches_the_nodes() -> None:

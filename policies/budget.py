@@ -1,0 +1,57 @@
+"""The monthly cap on metered-API spending: how much of it the month has used, and whether routing to
+the API is still allowed. Pure; the controller reads the month's usage records and alerts.
+
+Spend counts what the API paths did (usage records with ``path = api``): transcribed audio at the
+price book's per-minute price. Translations on the API are not yet priced here (tokens × the book's
+token price is the next step); the report issue prices both from the same records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from runtime.records import UsageRecord
+
+ALERT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Budget:
+    monthly_usd: float = math.inf  # no cap
+    override: bool = False  # route past the cap anyway (an operator's explicit choice)
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.monthly_usd) or self.monthly_usd < 0:
+            raise ValueError(f"the API budget must be 0 or more USD a month, got {self.monthly_usd!r}")
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    month: str
+    spent_usd: float
+    cap_usd: float  # inf: no cap
+    share: float  # spent / cap (0 without a cap)
+    level: str  # "" | "80%" | "100%": the highest level crossed
+    routing_allowed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cap_usd"] = None if math.isinf(self.cap_usd) else self.cap_usd
+        return data
+
+
+def api_spend(usage: Iterable[UsageRecord], price_per_audio_minute: float) -> float:
+    seconds = sum(r.audio_seconds for r in usage if r.path == "api" and r.outcome == "done" and r.task == "transcribe")
+    return round(seconds / 60 * price_per_audio_minute, 6)
+
+
+def budget_state(budget: Budget, month: str, spent_usd: float) -> BudgetState:
+    if math.isinf(budget.monthly_usd):
+        return BudgetState(month, spent_usd, math.inf, 0.0, "", True)
+    share = spent_usd / budget.monthly_usd if budget.monthly_usd > 0 else math.inf
+    level = "100%" if share >= 1.0 else "80%" if share >= ALERT_SHARE else ""
+    return BudgetState(month, spent_usd, budget.monthly_usd, round(share, 4) if math.isfinite(share) else 1.0,
+                       level, share < 1.0 or budget.override)
