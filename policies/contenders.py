@@ -53,18 +53,8 @@ class HindsightPolicy(SpotkitPolicy):
 
     def slot_order(self, candidates: list[int], now: float, sim: Simulation) -> list[int]:
         """Start the slots whose next eviction is furthest away (the oracle knows the shocks)."""
-        p = sim.params
-        tick = int((now - sim.start) / p.tick_seconds)
-        threshold = p.evictions_per_hour * p.tick_seconds / 3600
-
-        def next_eviction(index: int) -> int:
-            shocks = sim.shocks[index]
-            for ahead in range(tick, len(shocks)):
-                if shocks[ahead] < threshold:
-                    return ahead
-            return len(shocks)
-
-        return sorted(candidates, key=next_eviction, reverse=True)
+        tick = int((now - sim.start) / sim.params.tick_seconds)
+        return sorted(candidates, key=lambda index: sim.next_eviction_tick(index, tick), reverse=True)
 
 
 @dataclass

@@ -67,6 +67,16 @@ def sparse(seed: int = 3) -> list[Arrival]:
     return sorted(arrivals, key=lambda a: a.at)
 
 
+def flood(seed: int = 4, rate_per_hour: float = 300.0) -> list[Arrival]:
+    """An office-hours month with a two-day flood (a backlog migration, a news event): the diurnal
+    shape, plus *rate_per_hour* jobs an hour for 48 hours from day 10. Not shipped as a file (it is
+    60,000+ jobs); `bench/policy` builds it, seeded."""
+    rng = random.Random(seed)
+    start = MONTH_START + 10 * 86400
+    surge = [_job(rng, t) for t in _poisson(rng, rate_per_hour, start, start + 2 * 86400)]
+    return sorted(diurnal(seed) + surge, key=lambda a: a.at)
+
+
 def main() -> None:
     TRACES.mkdir(parents=True, exist_ok=True)
     for name, make in (("steady", steady), ("diurnal", diurnal), ("sparse", sparse)):

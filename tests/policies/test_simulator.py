@@ -108,3 +108,27 @@ def test_any_trace_file_is_arrivals_or_a_trace_error(tmp_path_factory: pytest.Te
     except TraceError:
         return
     assert arrivals and all(a.audio_seconds >= 0 and a.tokens >= 0 for a in arrivals)
+
+
+def test_the_policy_sees_a_bounded_summary_however_large_the_backlog() -> None:
+    """A fleet too small for a flood: thousands of jobs wait, yet each tick hands the policy a queue
+    summary bounded by the deadline span (one entry per deadline bucket), so a month costs time linear
+    in the trace. Before, every queued job was rebuilt into the observation every tick."""
+    from policies.comparison import DEFAULT_RATES
+    from policies.simulator import SimParams, Simulation, Step
+    from policies.traces import flood
+
+    class Watching:
+        name = "watching"
+        longest = 0
+
+        def step(self, obs, sim):  # type: ignore[no-untyped-def]
+            self.longest = max(self.longest, len(obs.queue))
+            return Step(1)
+
+    params = SimParams(rates=DEFAULT_RATES, spot_price_per_hour=0.0627, max_slots=1)
+    watcher = Watching()
+    result = Simulation(flood(), params).run(watcher)
+    assert result.missed > 10_000  # the backlog really did grow past its deadlines
+    assert watcher.longest <= 30 * 86400 / params.bucket_seconds  # buckets, not jobs
+    assert watcher.longest < result.missed / 20
