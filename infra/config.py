@@ -207,6 +207,10 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if not _DEPLOYMENT.match(translator_model):
         raise StackConfigError(f"{NAMESPACE}:translatorModel = {translator_model!r} is not a model or deployment "
                                f"name {_fix('translatorModel', 'gpt-4o-mini')}")
+    if translator_model in models:
+        raise StackConfigError(f"{NAMESPACE}:models lists {translator_model!r}, the translator's model: models are "
+                               f"the Whisper models nodes transcribe with (the first) or keep ready (the rest); the "
+                               f"LLM is {NAMESPACE}:translatorModel {_fix('models', 'large-v3')}")
     aoai_id = str(raw.get("azureOpenAiResourceId") or "").strip()
     aoai_endpoint = str(raw.get("azureOpenAiEndpoint") or "").strip()
     aoai_version = text("azureOpenAiApiVersion", "2024-10-21")

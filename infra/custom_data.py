@@ -74,6 +74,7 @@ class NodeBootConfig:
     secret_names: tuple[str, ...] = ()  # Key Vault secret names, see SECRET_ENV_VARS
     mount_path: str = "/mnt/spotkit"
     data_disk_lun: int = 0
+    prefetch_models: tuple[str, ...] = ()  # the stack's models[1:]: pulled beside `model`, ready to switch to
     translator: str = "none"  # vllm (on the node's GPU) | openai (the metered API) | none
     translator_model: str = ""  # the vLLM model, or the metered API's model / Azure OpenAI deployment
     azure_openai_endpoint: str = ""  # set: the metered API is Azure OpenAI, reached with the node's identity
@@ -93,11 +94,13 @@ class ControllerBootConfig:
     resource_group: str
     slot_vm_names: tuple[str, ...]
     secret_names: tuple[str, ...] = ()  # Key Vault secret names, see SECRET_ENV_VARS
+    slot_vm_sizes: tuple[str, ...] = ()  # one per slot, same order (vmSize's slots, then fallbacks'); () = all vm_size
     vm_size: str = "Standard_NC4as_T4_v3"  # the slots' size and region: the spot price the policy uses
     region: str = "eastus"
     api_workers: int = 0  # the most API workers for work routed to the metered API (0: no API path)
     api_budget_usd: float | None = None  # monthly cap on metered spend; None: no cap
     api_model: str = "whisper-1"
+    min_running: int = 0  # slots the controller keeps running (the stack's minRunning)
     azure_openai_endpoint: str = ""
     azure_openai_api_version: str = "2024-10-21"
 
@@ -229,6 +232,10 @@ def render_node_cloud_config(cfg: NodeBootConfig) -> str:
     if not env["SPOTKIT_MODEL_PATH"]:
         del env["SPOTKIT_MODEL_PATH"]
     env.update(_translator_env(cfg))
+    prefetch = _names("NodeBootConfig.prefetch_models", cfg.prefetch_models, _MODEL,
+                      "must be a faster-whisper model size or a Hugging Face repo id", 128)
+    if prefetch:
+        env["SPOTKIT_PREFETCH_MODELS"] = ",".join(prefetch)
     units = {"mount_path": mount}
     text = _render("node/cloud-config.yaml", {
         "agent_env": _block(_env_file(env)),
@@ -262,11 +269,13 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
         "SPOTKIT_HOME": CONTROLLER_HOME,
         "SPOTKIT_SUBSCRIPTION_ID": subscription,
         "SPOTKIT_RESOURCE_GROUP": group,
-        "SPOTKIT_SLOT_VMS": ",".join(slots),
+        "SPOTKIT_SLOT_VMS": ",".join(slots) if not cfg.slot_vm_sizes else ",".join(
+            f"{name}:{size}" for name, size in zip(slots, _slot_sizes(cfg, slots), strict=True)),
         "SPOTKIT_VM_SIZE": _match("ControllerBootConfig.vm_size", cfg.vm_size, _NAME, "must be a VM size"),
         "SPOTKIT_REGION": _match("ControllerBootConfig.region", cfg.region, re.compile(r"[a-z0-9]+"),
                                  "must be an Azure region name"),
         "SPOTKIT_API_WORKERS": str(_port("ControllerBootConfig.api_workers", cfg.api_workers, 0, 64)),
+        "SPOTKIT_MIN_RUNNING": str(_port("ControllerBootConfig.min_running", cfg.min_running, 0, len(slots))),
         "SPOTKIT_API_MODEL": _match("ControllerBootConfig.api_model", cfg.api_model, _MODEL,
                                     "must be a model or deployment name"),
         **env,
@@ -282,6 +291,15 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
         "pip_spec": json.dumps(cfg.spotkit_pip_spec),
     })
     return _finish(text)
+
+
+def _slot_sizes(cfg: ControllerBootConfig, slots: tuple[str, ...]) -> tuple[str, ...]:
+    sizes = tuple(cfg.slot_vm_sizes) if isinstance(cfg.slot_vm_sizes, tuple | list) else ()
+    for size in sizes:
+        _match("ControllerBootConfig.slot_vm_sizes", size, _NAME, "must be a VM size", 64)
+    if len(sizes) != len(slots):
+        raise _fail("ControllerBootConfig.slot_vm_sizes", cfg.slot_vm_sizes, "must give one size per slot VM")
+    return sizes
 
 
 def encode_custom_data(text: str) -> str:

@@ -9,7 +9,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from infra import names
-from infra.components.gpu_pool import GpuPool, GpuPoolArgs, slot_names
+from infra.components.gpu_pool import GpuPool, GpuPoolArgs, slot_specs
 from infra.components.hosts import Hosts, HostsArgs
 from infra.components.identity import Identity, IdentityArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
@@ -46,22 +46,26 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         return pulumi.Output.all(store.queue_url, store.store_url, ids.node_client_id, vault.vault_name).apply(
             lambda v: encode_custom_data(render_node_cloud_config(NodeBootConfig(
                 node_name=vm_name, queue_url=v[0], store_url=v[1], identity_client_id=v[2], key_vault_name=v[3],
-                spotkit_pip_spec=cfg.spotkit_pip_spec, model=cfg.models[0], secret_names=secret_names,
+                spotkit_pip_spec=cfg.spotkit_pip_spec, model=cfg.models[0], prefetch_models=cfg.models[1:],
+                secret_names=secret_names,
                 translator=cfg.translator_provider, translator_model=cfg.translator_model,
                 azure_openai_endpoint=cfg.azure_openai_endpoint,
                 azure_openai_api_version=cfg.azure_openai_api_version))))
 
     pool = GpuPool(f"{prefix}-gpu", GpuPoolArgs(
-        group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.spot_price_cap_per_hour, cfg.data_disk_size_gb,
+        group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.fallback_sizes, cfg.spot_price_cap_per_hour,
+        cfg.data_disk_size_gb,
         cfg.data_disk_sku, net.gpu_subnet_id, ids.node_identity_id, cfg.admin_ssh_public_key, node_custom_data))
+    specs = slot_specs(prefix, cfg.slot_count, cfg.vm_size, cfg.fallback_sizes)
     controller_data = pulumi.Output.all(
         store.queue_url, store.store_url, ids.controller_client_id, vault.vault_name, client.subscription_id,
         group.name).apply(lambda v: encode_custom_data(render_controller_cloud_config(ControllerBootConfig(
             queue_url=v[0], store_url=v[1], identity_client_id=v[2], key_vault_name=v[3],
             spotkit_pip_spec=cfg.spotkit_pip_spec, subscription_id=v[4], resource_group=v[5],
-            slot_vm_names=tuple(slot_names(prefix, cfg.slot_count)), secret_names=secret_names,
+            slot_vm_names=tuple(name for name, _ in specs), slot_vm_sizes=tuple(size for _, size in specs),
+            secret_names=secret_names,
             vm_size=cfg.vm_size, region=cfg.location, api_workers=cfg.api_workers, api_budget_usd=cfg.api_budget_usd,
-            api_model=cfg.api_model, azure_openai_endpoint=cfg.azure_openai_endpoint,
+            api_model=cfg.api_model, min_running=cfg.min_running, azure_openai_endpoint=cfg.azure_openai_endpoint,
             azure_openai_api_version=cfg.azure_openai_api_version))))
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(
         group.name, loc, tags, prefix, net.controller_subnet_id, net.jump_subnet_id, ids.controller_identity_id,

@@ -56,6 +56,7 @@ class ScalingParams:
     idle_grace_seconds: float | None = None  # default: one boot
     safety: float = 1.15  # head-room on every capacity estimate
     allow_api: bool = True
+    min_running: int = 0  # the stack's minRunning: slots kept running whatever the queue says
 
     @property
     def loss(self) -> float:
@@ -85,6 +86,15 @@ class Decision:
 
 
 def decide(obs: Observation, params: ScalingParams, memory: Memory) -> Decision:
+    """The decision for this moment; never fewer slots than ``min_running`` (capped by the slots)."""
+    decision = _decide(obs, params, memory)
+    floor = min(params.min_running, params.max_slots)
+    if decision.desired >= floor:
+        return decision
+    return replace(decision, desired=floor, reason=f"{decision.reason}; kept at minRunning {floor}")
+
+
+def _decide(obs: Observation, params: ScalingParams, memory: Memory) -> Decision:
     per_gpu = 1 - params.loss
     active = obs.running + obs.booting
     boot_wait = 0.0 if obs.running else obs.boot_remaining if obs.booting else params.boot_seconds

@@ -3,7 +3,10 @@
 disk at LUN 0 that survives eviction and re-creation of the VM (``deleteOption: Detach``), the
 NVIDIA driver extension, and custom data rendered from ``images/node``.
 
-Slots are declared here and started or deallocated by the cost controller; Azure keeps no power
+Slots of the stack's ``vmSize`` come first, then as many again of each ``fallbackSizes`` entry (their
+own disks too): when Azure has no spot capacity for one size, the controller starts the next
+(`spotkit.controller.loop.Controller._start`). Slots are declared here and started or deallocated by
+the cost controller; Azure keeps no power
 state in the VM model, so Pulumi never fights the controller over it. A deallocated slot still pays
 for its data disk — that is the price of booting warm, with models and caches on disk.
 """
@@ -29,6 +32,7 @@ class GpuPoolArgs:
     name_prefix: str
     slot_count: int
     vm_size: str
+    fallback_sizes: tuple[str, ...]
     spot_price_cap_per_hour: float
     data_disk_size_gb: int
     data_disk_sku: str
@@ -42,13 +46,23 @@ def slot_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-slot-{i + 1}" for i in range(count)]
 
 
+def slot_specs(prefix: str, count: int, size: str, fallback_sizes: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(VM name, VM size) of every slot, in the order the controller prefers them."""
+    specs = [(name, size) for name in slot_names(prefix, count)]
+    for fallback in fallback_sizes:  # Standard_NC8as_T4_v3 -> <prefix>-nc8as-1
+        tag = fallback.split("_")[1].lower()
+        specs += [(f"{prefix}-{tag}-{i + 1}", fallback) for i in range(count)]
+    return specs
+
+
 class GpuPool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spotkit:infra:GpuPool", name, None, opts)
         rg, loc = args.resource_group_name, args.location
         self.vms: list[compute.VirtualMachine] = []
         self.disks: list[compute.Disk] = []
-        for vm_name in slot_names(args.name_prefix, args.slot_count):
+        specs = slot_specs(args.name_prefix, args.slot_count, args.vm_size, args.fallback_sizes)
+        for vm_name, vm_size in specs:
             disk = compute.Disk(
                 f"{vm_name}-data", resource_group_name=rg, location=loc,
                 tags={**args.tags, "spotkit-role": "gpu-node-data"}, disk_size_gb=args.data_disk_size_gb,
@@ -57,7 +71,7 @@ class GpuPool(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self))
             vm = make_vm(
                 vm_name, VmSpec(
-                    vm_name=vm_name, size=args.vm_size, subnet_id=args.subnet_id,
+                    vm_name=vm_name, size=vm_size, subnet_id=args.subnet_id,
                     admin_ssh_public_key=args.admin_ssh_public_key, tags=args.tags, role="gpu-node",
                     custom_data=args.custom_data(vm_name), identity_id=args.identity_id, os_disk_sku="Premium_LRS",
                     data_disks=[compute.DataDiskArgs(
@@ -72,5 +86,6 @@ class GpuPool(pulumi.ComponentResource):
             self.vms.append(vm)
             self.disks.append(disk)
         self.vm_ids = [vm.id for vm in self.vms]
-        self.vm_names = slot_names(args.name_prefix, args.slot_count)
+        self.vm_names = [name for name, _ in specs]
+        self.vm_sizes = [size for _, size in specs]
         self.register_outputs({"vm_ids": self.vm_ids, "disk_ids": [d.id for d in self.disks]})

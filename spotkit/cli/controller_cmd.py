@@ -38,7 +38,8 @@ def _options(fn: F) -> F:
         click.option("--subscription", envvar="SPOTKIT_SUBSCRIPTION_ID", help="(env SPOTKIT_SUBSCRIPTION_ID)"),
         click.option("--resource-group", envvar="SPOTKIT_RESOURCE_GROUP", help="(env SPOTKIT_RESOURCE_GROUP)"),
         click.option("--slots", envvar="SPOTKIT_SLOT_VMS",
-                     help="Comma-separated slot VM names (env SPOTKIT_SLOT_VMS)."),
+                     help="Comma-separated slot VMs, NAME or NAME:SIZE; sizes in order of preference "
+                          "(the stack writes vmSize's slots first, then fallbackSizes') (env SPOTKIT_SLOT_VMS)."),
         click.option("--deadline-hours", type=POSITIVE, default=6.0, show_default=True),
         click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True,
                      help="The slots' VM size, for its spot price (env SPOTKIT_VM_SIZE)."),
@@ -66,6 +67,8 @@ def _options(fn: F) -> F:
                      help="Monthly cap on metered-API spend; alert at 80 %, no routing at 100 % "
                           "(env SPOTKIT_API_BUDGET_USD; default: no cap)."),
         click.option("--budget-override", is_flag=True, help="Route to the API even past the monthly cap."),
+        click.option("--min-running", type=click.IntRange(0, 1000), envvar="SPOTKIT_MIN_RUNNING", default=0,
+                     show_default=True, help="Slots kept running whatever the queue (env SPOTKIT_MIN_RUNNING)."),
     ]):
         fn = option(fn)
     return fn
@@ -73,16 +76,18 @@ def _options(fn: F) -> F:
 
 def _build(settings: Settings, backend: str | None, subscription: str | None, resource_group: str | None,
            slots: str | None, deadline_hours: float, vm_size: str, region: str, prices: str, api_model: str,
-           window_days: int, api_workers: int, api_budget_usd: float | None, budget_override: bool,
+           window_days: int, api_workers: int, api_budget_usd: float | None, budget_override: bool, min_running: int,
            **overrides: float | None) -> Controller:
     backend = backend or ("azure" if subscription else "local")
-    names = [s.strip() for s in (slots or "").split(",") if s.strip()]
+    entries = [s.strip() for s in (slots or "").split(",") if s.strip()]
+    names = [entry.split(":", 1)[0] for entry in entries]
+    sizes = {entry.split(":", 1)[0]: entry.split(":", 1)[1] for entry in entries if ":" in entry}
     slot_backend: SlotBackend
     if backend == "azure":
         if not (subscription and resource_group and names):
             raise SpotkitError("the azure backend needs --subscription, --resource-group and --slots "
                                "(or SPOTKIT_SUBSCRIPTION_ID, SPOTKIT_RESOURCE_GROUP, SPOTKIT_SLOT_VMS)")
-        slot_backend = AzureSlots(subscription, resource_group, names)
+        slot_backend = AzureSlots(subscription, resource_group, names, sizes=sizes)
         max_slots = len(names)
     else:
         slot_backend = LocalSlots(settings.home)
@@ -92,7 +97,8 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
                          flags=overrides)
     reader.prices()  # a size or region the price source does not know fails now, in one line
     # Boot time, spot price and eviction rate are placeholders here: every round replaces them with its inputs.
-    params = ScalingParams(max_slots=max_slots, boot_seconds=0.0, spot_price_per_hour=0.0, evictions_per_hour=0.0)
+    params = ScalingParams(max_slots=max_slots, boot_seconds=0.0, spot_price_per_hour=0.0, evictions_per_hour=0.0,
+                           min_running=min_running)
     control = ControllerSettings(scaling=params, deadline_seconds=deadline_hours * 3600)
     api = None
     if api_workers:

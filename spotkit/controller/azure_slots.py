@@ -16,6 +16,7 @@ ALLOCATION_CODES = ("SkuNotAvailable", "OverconstrainedAllocationRequest", "Allo
 
 class AzureSlots(SlotBackend):
     def __init__(self, subscription_id: str, resource_group: str, vm_names: list[str], credential: Any = None,
+                 sizes: dict[str, str] | None = None,
                  base_url: str | None = None, timeout: float = 600.0, **client_options: Any) -> None:
         from azure.mgmt.compute import ComputeManagementClient
 
@@ -24,6 +25,7 @@ class AzureSlots(SlotBackend):
 
             credential = machine_credential()
         self.resource_group, self.vm_names, self.timeout = resource_group, vm_names, timeout
+        self.sizes = dict(sizes or {})  # slot -> VM size, as the stack declared them (`NAME:SIZE`)
         self.client = ComputeManagementClient(credential, subscription_id, base_url=base_url or None,
                                               connection_timeout=10, read_timeout=60,
                                               **{**AZURE_SDK_RETRY.azure_core_options(), **client_options})
@@ -49,7 +51,7 @@ class AzureSlots(SlotBackend):
                               self.resource_group, name)
             power = next((s.code.split("/", 1)[1] for s in view.statuses or [] if s.code.startswith("PowerState/")),
                          "unknown")
-            states.append(SlotState(name, power))
+            states.append(SlotState(name, power, self.sizes.get(name, "")))
         return states
 
     def _lro(self, what: str, begin: Any, name: str) -> None:

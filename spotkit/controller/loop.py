@@ -71,14 +71,19 @@ class Controller:
     alerter: Alerter = field(default_factory=Alerter)
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
+    size_failed_until: dict[str, float] = field(default_factory=dict)  # a VM size with no capacity now
+    _sizes: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     def once(self) -> dict[str, Any]:
         now = self.clock()
         states = self.slots.list_slots()
         running = [s.name for s in states if s.power == "running"]
         booting = [s.name for s in states if s.power == "starting"]
+        size_order = list(dict.fromkeys(s.size for s in states))  # the stack's order: vmSize, then fallbacks
+        self._sizes = {s.name: (size_order.index(s.size), s.size) for s in states}
         available = [s.name for s in states if s.power in ("deallocated", "stopped")
-                     and self.failed_until.get(s.name, 0.0) <= now]
+                     and self.failed_until.get(s.name, 0.0) <= now
+                     and self.size_failed_until.get(s.size, 0.0) <= now]
         depth = self.queue.approximate_count()
         s = self.settings
         inputs = self.inputs()
@@ -156,20 +161,40 @@ class Controller:
         return tuple(jobs), sizes
 
     def _start(self, available: list[str], count: int, now: float) -> tuple[int, list[dict[str, Any]]]:
+        """Start *count* slots, the stack's first size first, falling to the next size on no capacity.
+
+        Like SkyPilot's ``EAGER_NEXT_REGION``, a capacity failure moves on at once instead of retrying
+        the same place; here the unit is the VM size (the stack's ``vmSize`` then ``fallbackSizes``):
+
+            t0   start slot-1 (NC4as_T4_v3)   -> SkuNotAvailable: NC4as_T4_v3 sits out the back-off
+            t0   (slot-2, also NC4as_T4_v3, is not tried: the same size would fail the same way)
+            t0   start nc8as-1 (NC8as_T4_v3)  -> running
+            ...  every size failed            -> the missing capacity is routed to the API
+            t0 + allocation_backoff_seconds   -> NC4as_T4_v3 is tried first again
+
+        Each attempt is an action in the audit record, so the sequence can be read back."""
+        sizes = self._sizes
+        order = sorted(available, key=lambda name: (sizes.get(name, (0, ""))[0], name))
         started, actions = 0, []
-        for name in sorted(available):
+        for name in order:
             if started == count:
                 break
+            size = sizes.get(name, (0, ""))[1]
+            if size and self.size_failed_until.get(size, 0.0) > now:
+                continue
             try:
                 self.slots.start(name)
                 started += 1
-                actions.append({"action": "start", "slot": name, "ok": True})
+                actions.append({"action": "start", "slot": name, "size": size, "ok": True})
             except AllocationFailed as err:
                 self.failed_until[name] = now + self.settings.allocation_backoff_seconds
-                actions.append({"action": "start", "slot": name, "ok": False, "code": err.code})
-                log.warning("event=allocation-failed slot=%s code=%s (trying the next slot)", name, err.code)
+                if size:
+                    self.size_failed_until[size] = now + self.settings.allocation_backoff_seconds
+                actions.append({"action": "start", "slot": name, "size": size, "ok": False, "code": err.code})
+                log.warning("event=allocation-failed slot=%s size=%s code=%s (trying the next size)",
+                            name, size, err.code)
             except SlotError as err:
-                actions.append({"action": "start", "slot": name, "ok": False, "error": str(err)})
+                actions.append({"action": "start", "slot": name, "size": size, "ok": False, "error": str(err)})
         return started, actions
 
     def _deallocate(self, running: list[str], count: int) -> list[dict[str, Any]]:

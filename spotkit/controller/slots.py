@@ -26,6 +26,7 @@ class AllocationFailed(SlotError):
 class SlotState:
     name: str
     power: str  # running | starting | deallocated | deallocating | stopped | unknown
+    size: str = ""  # the VM size ("" when all slots are alike, as in the local fleet)
 
 
 class SlotBackend(ABC):

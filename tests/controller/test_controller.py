@@ -252,3 +252,36 @@ def test_local_mode_starts_and_stops_local_agents(tmp_path: Path) -> None:
         assert fleet.nodes["local-1"].state == "running", (entry, fleet.status())
     finally:
         fleet.down()
+
+
+def test_a_size_without_capacity_falls_to_the_next_size_then_to_the_api(tmp_path: Path) -> None:
+    """Two NC4as slots and two NC8as fallback slots. NC4as has no capacity: one failed start marks the
+    size, its second slot is not tried, NC8as starts. When NC8as fails too, the rest goes to the API.
+    The audit record shows the sequence."""
+    names = {"slot-1": "Standard_NC4as_T4_v3", "slot-2": "Standard_NC4as_T4_v3",
+             "nc8as-1": "Standard_NC8as_T4_v3", "nc8as-2": "Standard_NC8as_T4_v3"}
+    emulator = ArmEmulator({name: "deallocated" for name in names})
+    try:
+        backend = AzureSlots(SUB, RG, list(names), credential=NoCredential(), sizes=names, base_url=emulator.url,
+                             authentication_policy=SansIOHTTPPolicy(), polling_interval=0)
+        clock = FakeClock()
+        queue, store = SqliteQueue(tmp_path / "q.db", clock=clock), FileStore(tmp_path / "store")
+        params = ScalingParams(max_slots=4, boot_seconds=180, spot_price_per_hour=0.0627, evictions_per_hour=0.05)
+        ctl = Controller(backend, queue, store, ControllerSettings(scaling=params, deadline_seconds=3600,
+                                                                   segment_seconds=30), lambda: INPUTS, clock)
+        ctl.api = ApiPath(SqliteQueue(tmp_path / "q.db", "work-api", clock=clock), CountedWorkers())
+        emulator.state.sync_failures["slot-1"] = (409, "SkuNotAvailable")
+        emulator.state.sync_failures["nc8as-2"] = (409, "OverconstrainedAllocationRequest")
+        for _ in range(3000):
+            queue.send("segment")
+        entry = ctl.once()
+        sequence = [f"start {a['slot']} {'ok' if a['ok'] else a['code']}" if a["action"] == "start" else a["action"]
+                    for a in entry["actions"]]
+        assert sequence[:5] == ["start slot-1 SkuNotAvailable", "start nc8as-1 ok",
+                                "start nc8as-2 OverconstrainedAllocationRequest", "fallback-to-api", "route-to-api"]
+        assert ("start", "slot-2") not in emulator.state.calls  # the same size is not tried again
+        assert entry["routing"] == "split" and ctl.api is not None and ctl.api.queue.approximate_count() > 0
+        clock.now += 60  # within the back-off: neither failed size is tried again
+        assert not [a for a in ctl.once()["actions"] if a["action"] == "start"]
+    finally:
+        emulator.stop()

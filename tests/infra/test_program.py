@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 import runpy
 from dataclasses import replace
 from typing import Any
@@ -33,11 +34,17 @@ def vms(mocks: CapturingMocks, role: str) -> list[dict[str, Any]]:
 def test_spot_slots_deallocate_at_the_configured_price(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     mocks, _ = env
     slots = vms(mocks, "gpu-node")
-    assert [s["vmName"] for s in slots] == ["spotkit-dev-slot-1", "spotkit-dev-slot-2"]
+    # vmSize's slots, then as many of each fallback size (the sample stack falls back to NC8as).
+    assert [(s["vmName"], s["hardwareProfile"]["vmSize"]) for s in slots] == [
+        ("spotkit-dev-slot-1", "Standard_NC4as_T4_v3"), ("spotkit-dev-slot-2", "Standard_NC4as_T4_v3"),
+        ("spotkit-dev-nc8as-1", "Standard_NC8as_T4_v3"), ("spotkit-dev-nc8as-2", "Standard_NC8as_T4_v3")]
+    [host] = vms(mocks, "controller")
+    host_text = base64.b64decode(host["osProfile"]["customData"]).decode()
+    assert ("SPOTKIT_SLOT_VMS=spotkit-dev-slot-1:Standard_NC4as_T4_v3,spotkit-dev-slot-2:Standard_NC4as_T4_v3,"
+            "spotkit-dev-nc8as-1:Standard_NC8as_T4_v3,spotkit-dev-nc8as-2:Standard_NC8as_T4_v3") in host_text
     for slot in slots:
         assert slot["priority"] == "Spot" and slot["evictionPolicy"] == "Deallocate"
         assert slot["billingProfile"]["maxPrice"] == 0.15
-        assert slot["hardwareProfile"]["vmSize"] == "Standard_NC4as_T4_v3"
         assert slot["securityProfile"]["encryptionAtHost"] is True
         assert slot["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"] is True
     for host in vms(mocks, "controller") + vms(mocks, "jump-host"):
@@ -47,7 +54,7 @@ def test_spot_slots_deallocate_at_the_configured_price(env: tuple[CapturingMocks
 def test_one_persistent_data_disk_per_slot(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     mocks, _ = env
     disks = mocks.of_type("compute:Disk")
-    assert len(disks) == 2
+    assert len(disks) == 4  # every slot, fallback sizes included, boots warm from its own disk
     disk_ids = {f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{d.type}/{d.name}" for d in disks}
     attached = set()
     for slot in vms(mocks, "gpu-node"):
@@ -61,7 +68,7 @@ def test_one_persistent_data_disk_per_slot(env: tuple[CapturingMocks, dict[str, 
 def test_no_public_ip_on_gpu_nodes(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     mocks, _ = env
     gpu_nics = [n for n in mocks.of_type("network:NetworkInterface") if n.props["tags"]["spotkit-role"] == "gpu-node"]
-    assert len(gpu_nics) == 2
+    assert len(gpu_nics) == 4
     for nic in gpu_nics:
         assert all("publicIPAddress" not in ip for ip in nic.props["ipConfigurations"])
     public = sorted(p.name for p in mocks.of_type("network:PublicIPAddress"))
@@ -157,7 +164,7 @@ def test_outputs(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     _, outputs = env
     assert set(outputs) >= {"queue_url", "store_url", "slot_vm_ids", "resource_group", "node_identity_id",
                             "controller_identity_id", "alert_id", "action_group_id"}
-    assert len(outputs["slot_vm_ids"]) == 2
+    assert len(outputs["slot_vm_ids"]) == 4
 
 
 def test_shipped_program_passes_every_guardrail(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
@@ -237,7 +244,8 @@ def test_plain_text_secret_is_refused() -> None:
 
 def test_slot_count_scales_by_config() -> None:
     mocks, outputs = run_program(replace(parse_stack_config(sample()), slot_count=5))
-    assert len(vms(mocks, "gpu-node")) == 5 == len(outputs["slot_vm_ids"]) == len(mocks.of_type("compute:Disk"))
+    # five of vmSize and five of the fallback size
+    assert len(vms(mocks, "gpu-node")) == 10 == len(outputs["slot_vm_ids"]) == len(mocks.of_type("compute:Disk"))
 
 
 AOAI_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/ai/providers/Microsoft.CognitiveServices/"
@@ -276,3 +284,56 @@ def test_the_translator_reaches_the_nodes() -> None:
     node_text = base64.b64decode(vms(mocks, "gpu-node")[0]["osProfile"]["customData"]).decode()
     assert "SPOTKIT_TRANSLATOR=vllm" in node_text and "SPOTKIT_TRANSLATOR_MODEL=Qwen/Qwen3-8B-AWQ" in node_text
     assert "SPOTKIT_METERED_API" not in node_text
+
+
+def declared(cfg: Any) -> dict[tuple[str, str], str]:
+    """Every declared resource's properties, custom data decoded, as comparable text."""
+    import json
+
+    mocks, _ = run_program(cfg)
+    out = {}
+    for r in mocks.resources:
+        props = copy.deepcopy(r.props)
+        data = props.get("osProfile", {}).get("customData")
+        if data:
+            props["osProfile"]["customData"] = base64.b64decode(data).decode()
+        out[(r.type, r.name)] = json.dumps(props, sort_keys=True, default=str)
+    return out
+
+
+# Each stack key with another valid value; secrets are given as secrets.
+OTHER_VALUES: dict[str, Any] = {
+    "location": "westeurope", "namePrefix": "spotkit-alt", "vmSize": "Standard_NC8as_T4_v3",
+    "fallbackSizes": ["Standard_NC16as_T4_v3"], "slotCount": 3, "minRunning": 1, "maxPricePerHour": 0.2,
+    "dataDiskSizeGb": 512, "dataDiskSku": "StandardSSD_LRS", "models": ["large-v3", "medium"],
+    "translatorProvider": "none", "translatorModel": "Qwen/Qwen3-8B", "alertEmails": ["other@example.com"],
+    "adminSshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyForTheTestOnly00000000000000000 x",
+    "operatorCidr": "198.51.100.0/28", "spotkitPipSpec": "spotkit[gpu]==1.2.3", "segmentRetentionDays": 30,
+    "vnetCidr": "10.50.0.0/16", "tags": {"environment": "prod", "cost-center": "x"},
+    "azureOpenAiApiVersion": "2025-01-01-preview", "apiWorkers": 1, "apiBudgetUsd": 250, "apiModel": "whisper",
+}
+AOAI = {"azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"}
+
+
+def test_every_stack_key_acts() -> None:
+    """No dead ends: changing any key changes what the stack declares (a resource, a property, a line of
+    a node's or the controller's boot config). A key that changes nothing is validated and then ignored."""
+    import inspect
+
+    from infra.config import SECRET_KEYS, load_stack_config
+
+    read = set(re.findall(r'"([a-zA-Z]+)"', inspect.getsource(load_stack_config).split("raw: dict")[0]))
+    assert set(OTHER_VALUES) | set(AOAI) == read, "every key load_stack_config reads has a test value here"
+    base_raw = {**sample(), **AOAI}
+    base = declared(parse_stack_config(base_raw))
+    dead = []
+    for key, value in OTHER_VALUES.items():
+        changed = declared(parse_stack_config({**base_raw, key: value}))
+        if changed == base:
+            dead.append(key)
+    aoai_off = declared(parse_stack_config({k: v for k, v in sample().items()}))
+    assert aoai_off != base  # the Azure OpenAI keys act (role assignments, nodes' environment)
+    for key in SECRET_KEYS:
+        secret = {key: pulumi.Output.secret("value-for-the-test")}
+        assert declared(parse_stack_config(base_raw, secret)) != base, key
+    assert not dead, f"these stack keys change nothing that is declared: {dead}"

@@ -97,3 +97,14 @@ def test_no_flapping_within_the_cooldown() -> None:
         memory = decision.memory
         seen.append(decision.desired)
     assert min(seen) >= 3  # never scaled down and back up inside ten minutes
+
+
+def test_min_running_is_a_floor() -> None:
+    """The stack's minRunning keeps slots running over an empty queue, and says so."""
+    from policies.scaling import Memory, Observation, ScalingParams, decide
+
+    params = ScalingParams(max_slots=3, boot_seconds=180, spot_price_per_hour=0.06, evictions_per_hour=0.05,
+                           min_running=2)
+    decision = decide(Observation(0.0, (), 0, 0, 3, 0.0), params, Memory())
+    assert decision.desired == 2 and "minRunning 2" in decision.reason
+    assert decide(Observation(0.0, (), 0, 0, 3, 0.0), replace(params, min_running=0), Memory()).desired == 0
