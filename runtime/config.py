@@ -17,6 +17,7 @@ from typing import Any
 
 from runtime.errors import ConfigError
 from runtime.languages import check_spoken
+from runtime.schedule import check_priority, parse_duration
 from runtime.urls import QUEUE_SCHEMES, STORE_SCHEMES, parse_backend_url
 
 
@@ -69,6 +70,8 @@ class Settings:
     compute_type: str = "int8"
     cpu_threads: int = 0
     language: str = ""
+    priority: str = "normal"  # a submission's default priority: high (due in 1 h), normal (6 h), low (24 h)
+    deadline: str = ""  # a submission's default deadline, e.g. 6h; "" = the priority's
 
     def validate(self) -> Settings:
         checks: list[tuple[str, bool, str]] = [
@@ -104,6 +107,9 @@ class Settings:
             if not ok:
                 raise ConfigError(f"{key} = {getattr(self, key)!r} {why} ({_where(key)})")
         check_spoken(self.language, self.model, where=f"language ({_where('language')})")
+        check_priority(self.priority, where=f"priority ({_where('priority')})")
+        if self.deadline:
+            parse_duration(self.deadline, where=f"deadline ({_where('deadline')})")
         parse_backend_url(self.queue, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
         parse_backend_url(self.store, "SPOTKIT_STORE", STORE_SCHEMES)
         return self

@@ -15,10 +15,13 @@ from runtime.languages import check_spoken, check_target
 from runtime.media import SAMPLE_RATE, decode_bytes, read_media
 from runtime.queue.base import WorkQueue
 from runtime.records import (
+    BACKLOG,
+    BacklogRecord,
     BadRecord,
     PoisonRecord,
     QueuedRecord,
     audio_key,
+    backlog_key,
     dump,
     job_key,
     load,
@@ -28,6 +31,7 @@ from runtime.records import (
     result_key,
     translation_result_key,
 )
+from runtime.schedule import deadline_for
 from runtime.segmenter import find_speech, pack_spans, to_source_seconds
 from runtime.store.base import ObjectStore
 from runtime.work import (
@@ -75,7 +79,7 @@ class SubmitReport:
 
 def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOptions,
            segment_max_seconds: float, progress: Progress = _no_progress, translate: tuple[str, ...] = (),
-           translator_model: str = "") -> SubmitReport:
+           translator_model: str = "", priority: str = "normal", deadline: str = "") -> SubmitReport:
     """Decode, find speech, upload segment audio, write the manifest, then enqueue.
 
     Nothing is enqueued unless every earlier step succeeded, so bad input leaves no work behind.
@@ -85,6 +89,8 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     check_spoken(options.language, options.model)
     for language in translate:
         check_target(language)
+    submitted_at = time.time()
+    deadline_at = deadline_for(submitted_at, priority, deadline)  # refuses a bad one before any work
     progress("decode", 0, 1)
     data = read_media(path)
     pcm = decode_bytes(data, name=str(path))
@@ -118,15 +124,19 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
     if resubmitted and store.get(job_key(job)) != manifest.to_bytes():
         store.put(job_key(job), manifest.to_bytes())  # a damaged manifest: the same job, written again
-    enqueued = 0
+    enqueued, enqueued_seconds = 0, 0.0
     for ref in refs:
         now = time.time()
         if not _needs_message(store, job, ref.id, options.task, now):
             continue
-        queue.send(WorkItem(job, ref.id, options, ref.speech_seconds).encode())
+        queue.send(WorkItem(job, ref.id, options, ref.speech_seconds, round(deadline_at, 3), priority).encode())
         # After the send: a crash in between can at worst enqueue a duplicate later, never lose work.
         store.put(queued_key(ref.id), dump(QueuedRecord(job, ref.id, now)))
         enqueued += 1
+        enqueued_seconds += ref.speech_seconds
+    if enqueued:  # what the controller plans against: this submission's work and when it is due
+        store.put_if_absent(backlog_key(job, int(submitted_at * 1000)), dump(BacklogRecord(
+            job, submitted_at, round(deadline_at, 3), priority, enqueued, round(enqueued_seconds, 3))))
     return SubmitReport(job, resubmitted, len(refs), manifest.duration_seconds, manifest.speech_seconds, enqueued)
 
 
@@ -177,6 +187,8 @@ class JobStatus:
     waiting: list[dict[str, object]] = field(default_factory=list)
     translated: dict[str, int] = field(default_factory=dict)  # language -> segments translated
     translations_poisoned: list[dict[str, str]] = field(default_factory=list)
+    deadline_at: float | None = None  # while its submission is in the backlog (the controller plans on it)
+    priority: str = ""
 
     @property
     def transcribed(self) -> bool:
@@ -204,7 +216,7 @@ class JobStatus:
                 "in_flight": self.in_flight, "queued": self.queued, "poisoned": self.poisoned,
                 "waiting_for_lease_expiry": self.waiting, "translated": self.translated,
                 "translations_poisoned": self.translations_poisoned, "transcribed": self.transcribed,
-                "complete": self.complete}
+                "complete": self.complete, "deadline_at": self.deadline_at, "priority": self.priority}
 
 
 def job_status(store: ObjectStore, job: str, now: float | None = None,
@@ -235,6 +247,13 @@ def job_status(store: ObjectStore, job: str, now: float | None = None,
                                    "lease_expires_in": round(holder[2] - now, 1)})
         else:
             status.queued += 1
+    mine = [key for key in store.list(BACKLOG) if key.endswith(f"-{job}.json")]
+    if mine:
+        try:
+            latest = load(BacklogRecord, store.get(max(mine)), max(mine))
+            status.deadline_at, status.priority = latest.deadline_at, latest.priority
+        except (BadRecord, NotFound):
+            pass  # gone meanwhile (the controller found it done), or unreadable: the counts still stand
     return status
 
 

@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from runtime.errors import SpotkitError
+from runtime.errors import NotFound, SpotkitError
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.records")
@@ -32,6 +32,7 @@ TRANSCRIPTS = "results/transcribe/"
 TRANSLATIONS = "results/translate/"
 POISONED = "poisoned/"
 QUEUED = "queued/"
+BACKLOG = "backlog/"
 USAGE = "usage/"
 HEARTBEATS = "heartbeats/"
 EVICTIONS = "evictions/"
@@ -52,6 +53,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
      "why a segment (or its translation) was poisoned (`PoisonRecord`, for `status`)"),
     (f"{QUEUED}<segment>.json", "submit", "the segment is in the queue for that job (`QueuedRecord`): "
      "a resubmit does not enqueue it twice"),
+    (f"{BACKLOG}<ms>-<job>.json", "submit", "what one submission queued, by when and how urgently (`BacklogRecord`): "
+     "the controller plans against it; deleted by the controller once done"),
     (f"{HEARTBEATS}<node>.json", "agent", "overwritten every `heartbeat_seconds` (`Heartbeat`)"),
     (f"{USAGE}day=YYYY-MM-DD/node=NAME/<ms>-<rand>.jsonl", "agent",
      "append-only, one new object per flush (`UsageRecord` lines)"),
@@ -308,6 +311,23 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class BacklogRecord:
+    """One submission's queued work and its deadline: what the controller plans against."""
+
+    job: str
+    submitted_at: float
+    deadline_at: float
+    priority: str  # high | normal | low
+    segments: int  # messages this submission enqueued
+    audio_seconds: float  # their speech
+    v: int = 1
+
+
+def backlog_key(job: str, stamp_ms: int) -> str:
+    return f"{BACKLOG}{stamp_ms:015d}-{job}.json"
+
+
+@dataclass(frozen=True)
 class BudgetAlert:
     """The month's metered spend crossed a level of its cap (``80%``, ``100%``)."""
 
@@ -415,6 +435,17 @@ def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionR
 
 def read_boots(store: ObjectStore) -> list[BootRecord]:
     return list(read_all(store, BootRecord, BOOTS))
+
+
+def read_backlog(store: ObjectStore) -> list[tuple[str, BacklogRecord]]:
+    """Every submission's backlog record with its key, oldest first (unreadable or vanished ones skipped)."""
+    found = []
+    for key in sorted(store.list(BACKLOG)):
+        try:
+            found.append((key, load(BacklogRecord, store.get(key), key)))
+        except (BadRecord, NotFound) as err:
+            log.warning("event=record-skipped key=%s error=%r", key, str(err))
+    return found
 
 
 def read_audit(store: ObjectStore, day: str | None = None) -> list[AuditRecord]:

@@ -118,6 +118,8 @@ class WorkItem:
     segment: str
     options: TaskOptions
     seconds: float
+    deadline_at: float = 0.0  # epoch seconds; 0 = none given (older messages)
+    priority: str = "normal"
     v: int = WORK_VERSION
 
     def encode(self) -> str:
@@ -150,7 +152,13 @@ class WorkItem:
                 raise ValueError("job and segment must be strings")
             if len(segment) != 64 or any(c not in "0123456789abcdef" for c in segment):
                 raise ValueError(f"segment id {segment!r} is not a sha256 hex digest")
-            return WorkItem(job, segment, opts, float(seconds))
+            deadline_at, priority = raw.get("deadline_at", 0.0), raw.get("priority", "normal")
+            if isinstance(deadline_at, bool) or not isinstance(deadline_at, int | float) \
+                    or not 0 <= deadline_at < 1e11:
+                raise ValueError(f"deadline_at = {deadline_at!r} is not a time")
+            if priority not in ("high", "normal", "low"):
+                raise ValueError(f"priority = {priority!r} is not high, normal or low")
+            return WorkItem(job, segment, opts, float(seconds), float(deadline_at), priority)
         except KeyError as err:
             problem = f"missing field {err.args[0]!r}"
         except (ValueError, TypeError, RecursionError) as err:

@@ -47,7 +47,8 @@ class FanOut:
         for language in manifest.translate if manifest else []:
             options = TaskOptions(task=TRANSLATE, model=manifest.translator_model if manifest else "",
                                   language=language)
-            self.queue.send(WorkItem(item.job, item.segment, options, item.seconds).encode())
+            self.queue.send(WorkItem(item.job, item.segment, options, item.seconds, item.deadline_at,
+                                     item.priority).encode())
 
 
 class Translation:

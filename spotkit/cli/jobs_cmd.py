@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -33,11 +34,17 @@ _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploadin
 @click.option("--word-timestamps", is_flag=True, help="Also time every word (JSON output).")
 @click.option("--translate", "translate", default="", help="Target languages, comma-separated (e.g. ja,es); "
               "translated by SPOTKIT_TRANSLATOR's model on the agents.")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
+              help="How urgent: high is due in 1 h, normal in 6 h, low in 24 h unless --deadline says "
+                   "(default: SPOTKIT_PRIORITY, else normal).")
+@click.option("--deadline", default=None, help="When the job is due from now, e.g. 90m, 6h, 2d; the controller "
+              "plans capacity (and the metered API) to make it (default: SPOTKIT_DEADLINE, else the priority's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
 @click.pass_context
 @friendly_errors
 def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
-           word_timestamps: bool, translate: str, as_json: bool) -> None:
+           word_timestamps: bool, translate: str, priority: str | None, deadline: str | None,
+           as_json: bool) -> None:
     """Split FILE into speech segments and queue them; prints the job id.
 
     \b
@@ -45,6 +52,8 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
       spotkit submit interview.mp3
       JOB=$(spotkit submit talk.mp4) && spotkit agent --until-idle && spotkit fetch "$JOB"
       spotkit submit lecture.m4a --translate ja,es
+      spotkit submit board-meeting.mp4 --priority high      # due within the hour
+      spotkit submit archive-042.flac --deadline 3d          # no hurry: cheapest capacity
     """
     settings = settings_from(ctx, segment_max_seconds=segment_max_seconds)
     queue, store = open_queue(settings.queue, settings.max_deliveries), open_store(settings.store)
@@ -64,7 +73,8 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
 
         targets = tuple(t.strip() for t in translate.split(",") if t.strip())
         report = submit_job(file, queue, store, options, settings.segment_max_seconds, progress, targets,
-                            settings.translator_model)
+                            settings.translator_model, priority or settings.priority,
+                            settings.deadline if deadline is None else deadline)
     if as_json:
         click.echo(json.dumps({"job": report.job, "resubmitted": report.resubmitted,
                                "segments": report.segments, "duration_seconds": report.duration_seconds,
@@ -99,6 +109,9 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
                 ("segments", "done", "in flight", "waiting", "queued", "poisoned"),
                 [(result.total, result.done, result.in_flight, len(result.waiting), result.queued,
                   len(result.poisoned))])
+    if result.deadline_at is not None and not result.complete:
+        due = datetime.fromtimestamp(result.deadline_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"due {due} ({result.priority} priority)")
     for entry in result.waiting:
         click.echo(f"segment #{entry['index']} is leased by {entry['node']}, which went silent: back in the "
                    f"queue in {entry['lease_expires_in']:.0f} s")

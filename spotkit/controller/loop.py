@@ -29,17 +29,22 @@ from typing import Any
 from policies.budget import Budget, BudgetState, api_spend, budget_state
 from policies.inputs import FleetInputs
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
+from runtime.errors import NotFound
 from runtime.eviction.alerts import Alerter
 from runtime.queue.base import WorkQueue
 from runtime.records import (
+    BACKLOG,
     ROUTING_KEY,
     AuditRecord,
+    BacklogRecord,
+    BadRecord,
     BudgetAlert,
     RoutingRecord,
     audit_key,
     budget_alert_key,
     day_of,
     dump,
+    load,
     read_heartbeats,
 )
 from runtime.store.base import ObjectStore
@@ -73,6 +78,7 @@ class Controller:
     failed_until: dict[str, float] = field(default_factory=dict)
     size_failed_until: dict[str, float] = field(default_factory=dict)  # a VM size with no capacity now
     _sizes: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
 
     def once(self) -> dict[str, Any]:
         now = self.clock()
@@ -93,7 +99,7 @@ class Controller:
                          spot_price_per_hour=inputs.spot_price_per_hour.value,
                          evictions_per_hour=inputs.evictions_per_hour.value,
                          allow_api=s.scaling.allow_api and self.api is not None and budget.routing_allowed)
-        queued, sizes = self._pseudo_jobs(depth, now, inputs)
+        queued, sizes = self._backlog(depth, now, inputs)
         decision = decide(Observation(now, queued, len(running), len(booting), len(available), 0.0),
                           params, self.memory)
         self.memory = decision.memory
@@ -110,7 +116,9 @@ class Controller:
                 actions.append({"action": "fallback-to-api", "missing_slots": missing})
         elif decision.desired < len(running):
             actions = self._deallocate(running, len(running) - decision.desired)
-        observed = {"queue_depth": depth, "running": running, "booting": booting, "available": available}
+        observed: dict[str, Any] = {"queue_depth": depth, "running": running, "booting": booting,
+                                    "available": available,
+                                    "earliest_deadline": min((j.deadline for j in queued), default=None)}
         if self.api is not None:
             actions += self._route(routing, to_move)
             observed.update(api_queue_depth=self.api.queue.approximate_count(), api_workers=self.api.workers.running())
@@ -145,18 +153,48 @@ class Controller:
                     + ("; no more work is routed to the API" if not state.routing_allowed else "")), asdict(alert))
         return state
 
-    def _pseudo_jobs(self, depth: int, now: float, inputs: FleetInputs,
-                     parts: int = 50) -> tuple[tuple[QueuedJob, ...], list[int]]:
-        """The backlog as up to *parts* equal chunks, so part of it can go to GPUs and the rest to the API;
-        returns the chunks and how many messages each holds."""
+    def _backlog(self, depth: int, now: float, inputs: FleetInputs,
+                 parts: int = 50) -> tuple[tuple[QueuedJob, ...], list[int]]:
+        """The queue as chunks with their own deadlines, and how many messages each holds.
+
+        The queue says only how deep it is; each submission left a `BacklogRecord` (its messages, its
+        speech, its deadline). The depth is attributed to the records newest first — the queue is
+        worked oldest first, so what is still queued is the newest work — and what no record explains
+        (translations fanned out, work queued before records existed) is due after the default
+        deadline. A record no message is left for, submitted over an hour ago, is done: it is deleted,
+        so the listing stays as small as the backlog. At most *parts* chunks, merged by deadline."""
         s = self.settings
+        keys = set(self.store.list(BACKLOG))
+        for key in keys - set(self._backlog_seen):
+            try:
+                self._backlog_seen[key] = load(BacklogRecord, self.store.get(key), key)
+            except (BadRecord, NotFound) as err:
+                log.warning("event=backlog-record-skipped key=%s error=%r", key, str(err))
+        for gone in set(self._backlog_seen) - keys:
+            del self._backlog_seen[gone]
+        left, pieces = depth, []  # (deadline, messages, audio seconds)
+        for key in sorted(self._backlog_seen, reverse=True):  # keys sort by submission time
+            record = self._backlog_seen[key]
+            take = min(record.segments, left)
+            if take:
+                pieces.append((record.deadline_at, take, record.audio_seconds * take / max(1, record.segments)))
+                left -= take
+            elif record.submitted_at < now - 3600:
+                self.store.delete(key)
+                del self._backlog_seen[key]
+        if left:
+            pieces.append((now + s.deadline_seconds, left, left * s.segment_seconds))
+        # A large submission is cut into pieces too, so the policy can send part of it to the API.
+        pieces = sorted((deadline, share, audio * share / messages) for deadline, messages, audio in pieces
+                        for share in _split(messages, max(1, round(parts * messages / max(1, depth)))))
         rtf, per_minute = inputs.audio_rtf.value, inputs.api_price_per_audio_minute.value
-        chunks = min(parts, depth)
-        jobs, sizes = [], []
-        for index in range(chunks):
-            messages = depth // chunks + (1 if index < depth % chunks else 0)
-            audio = messages * s.segment_seconds
-            jobs.append(QueuedJob(index, audio / rtf, now + s.deadline_seconds, audio / 60 * per_minute))
+        jobs: list[QueuedJob] = []
+        sizes: list[int] = []
+        per_chunk = math.ceil(len(pieces) / parts) if pieces else 1
+        for index in range(0, len(pieces), per_chunk):
+            group = pieces[index:index + per_chunk]
+            audio, messages = sum(p[2] for p in group), sum(p[1] for p in group)
+            jobs.append(QueuedJob(len(jobs), audio / rtf, group[0][0], audio / 60 * per_minute))
             sizes.append(messages)
         return tuple(jobs), sizes
 
@@ -225,3 +263,9 @@ class Controller:
             except Exception as err:
                 log.exception("event=round-failed error=%r", str(err))
             stop.wait(interval)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """*total* as at most *parts* near-equal positive shares."""
+    parts = max(1, min(total, parts))
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]

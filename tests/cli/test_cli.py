@@ -99,3 +99,29 @@ def test_help_has_examples(tmp_path: Path, command: list[str]) -> None:
 
 def test_usage_error_exit_code(tmp_path: Path) -> None:
     assert spotkit(tmp_path, "fetch", "j", "--format", "docx").returncode == 2
+
+
+def test_a_deadline_and_a_priority_travel_with_the_job(tmp_path: Path) -> None:
+    """`submit --priority high` is due within the hour, `--deadline 3d` in three days; both show in
+    status and in every queued message; a deadline nobody can read is refused before any work."""
+    home = tmp_path / "home"
+    before = __import__("time").time()
+    urgent = spotkit(home, "submit", str(DEMO_SAMPLE), "--priority", "high")
+    assert urgent.returncode == 0, urgent.stderr
+    status = json.loads(spotkit(home, "status", urgent.stdout.strip(), "--json").stdout)
+    assert status["priority"] == "high" and before + 3600 <= status["deadline_at"] <= before + 3700
+    assert "(high priority)" in spotkit(home, "status", urgent.stdout.strip()).stdout
+    from runtime.queue import open_queue
+    from runtime.work import WorkItem
+
+    items = [WorkItem.decode(m.body) for m in open_queue(f"sqlite://{home}/queue.db", env={}).receive(32, 1)]
+    assert items and all(i.priority == "high" and i.deadline_at == status["deadline_at"] for i in items)
+    later = spotkit(home, "submit", str(DATA / "speech.mp3"), "--deadline", "3d", "--json")
+    due = json.loads(spotkit(home, "status", json.loads(later.stdout)["job"], "--json").stdout)["deadline_at"]
+    assert before + 3 * 86400 <= due <= before + 3 * 86400 + 100
+    depth = queued(home)
+    for bad in (["--deadline", "soon"], ["--deadline", "0h"], ["--deadline", "400d"], ["--priority", "urgent"]):
+        refused = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "7", *bad)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert len([line for line in refused.stderr.splitlines() if line.lower().startswith("error")]) == 1
+    assert queued(home) == depth  # nothing was queued

@@ -44,9 +44,10 @@ def test_work_routed_to_the_api_completes_there_and_new_work_returns_to_the_flee
     LocalSlots(home).deallocate("local-1")  # scaled to zero: nothing self-hosted is running
     controller = ["controller", "once", "--backend", "local", "--prices", "snapshot", "--api-workers", "1", "--json"]
     try:
-        job = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10", env=env).stdout.strip()
-        # A GPU at $1000/h and a 6-minute deadline: the API is cheaper and the only way to make it.
-        losing = spotkit(home, *controller, "--spot-price-per-hour", "1000", "--deadline-hours", "0.1", env=env)
+        job = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10", "--deadline", "6m",
+                      env=env).stdout.strip()
+        # A GPU at $1000/h and the job's own 6-minute deadline: the API is cheaper and the only way to make it.
+        losing = spotkit(home, *controller, "--spot-price-per-hour", "1000", env=env)
         assert losing.returncode == 0, losing.stderr
         entry = json.loads(losing.stdout)
         assert entry["routing"] == "api" and entry["desired"] == 0

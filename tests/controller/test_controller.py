@@ -16,7 +16,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from policies.inputs import given
 from policies.scaling import ScalingParams
 from runtime.queue.sqlite_queue import SqliteQueue
-from runtime.records import ROUTING_KEY, read_audit
+from runtime.records import ROUTING_KEY, dump, read_audit
 from runtime.store.file_store import FileStore
 from spotkit.controller.api_path import ApiPath, ApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
@@ -285,3 +285,37 @@ def test_a_size_without_capacity_falls_to_the_next_size_then_to_the_api(tmp_path
         assert not [a for a in ctl.once()["actions"] if a["action"] == "start"]
     finally:
         emulator.stop()
+
+
+def test_each_submission_is_planned_against_its_own_deadline(arm: ArmEmulator, tmp_path: Path) -> None:
+    """A low-priority archive due in three days and an urgent job due before any slot could boot: the
+    urgent job's messages go to the API, the archive waits for the fleet (split), and the audit record
+    shows the earliest deadline."""
+    from runtime.records import BacklogRecord, backlog_key
+
+    clock = FakeClock()
+    ctl, queue, store = controller(arm, tmp_path, clock)
+    api_queue = SqliteQueue(tmp_path / "q.db", "work-api", clock=clock)
+    ctl.api = ApiPath(api_queue, CountedWorkers())
+    archive = BacklogRecord("a" * 24, clock.now - 60, clock.now + 3 * 86400, "low", 100, 2500.0)
+    urgent = BacklogRecord("b" * 24, clock.now, clock.now + 120, "high", 20, 500.0)
+    store.put(backlog_key(archive.job, int(archive.submitted_at * 1000)), dump(archive))
+    store.put(backlog_key(urgent.job, int(urgent.submitted_at * 1000)), dump(urgent))
+    for _ in range(120):
+        queue.send("segment")
+    entry = ctl.once()
+    assert entry["routing"] == "split", entry
+    assert [a["messages"] for a in entry["actions"] if a["action"] == "route-to-api"] == [20]
+    assert api_queue.approximate_count() == 20 and queue.approximate_count() == 100
+    assert entry["observed"]["earliest_deadline"] == urgent.deadline_at
+
+
+def test_a_finished_submission_leaves_the_backlog(arm: ArmEmulator, tmp_path: Path) -> None:
+    from runtime.records import BACKLOG, BacklogRecord, backlog_key
+
+    clock = FakeClock()
+    ctl, _, store = controller(arm, tmp_path, clock)
+    done = BacklogRecord("c" * 24, clock.now - 7200, clock.now - 3600, "normal", 5, 100.0)
+    store.put(backlog_key(done.job, int(done.submitted_at * 1000)), dump(done))
+    ctl.once()  # an empty queue: nothing of it is left
+    assert list(store.list(BACKLOG)) == []
