@@ -7,6 +7,8 @@ import math
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -17,10 +19,12 @@ from runtime.config import Settings, settings_env
 from runtime.errors import SpotkitError
 from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
 from runtime.queue import open_queue
+from runtime.records import AuditRecord, read_audit
 from runtime.store import open_store
 from runtime.urls import api_queue_url
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import NON_NEGATIVE, POSITIVE
+from spotkit.cli.tables import print_table
 from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.local_slots import LocalSlots
@@ -121,6 +125,7 @@ def controller() -> None:
     Examples:
       spotkit controller once --backend local          # one decision against `spotkit local`
       spotkit controller run --interval 60             # on the controller host (env from cloud-init)
+      spotkit controller history                       # each decision and the inputs it stood on
     """
 
 
@@ -173,3 +178,50 @@ def run(ctx: click.Context, /, interval: float, **options: Any) -> None:
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     click.echo(f"controller running (pid {os.getpid()}), every {interval:.0f} s; audit log in the store")
     _build(settings_from(ctx), **options).run(interval, stop)
+
+
+SOURCE_MARKS = {"measured": "m", "price-book": "b", "flag": "f", "prior": "p"}
+
+
+@controller.command()
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="A UTC day (default: today).")
+@click.option("--last", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="The most recent decisions to show.")
+@click.option("--json", "as_json", is_flag=True, help="Every decision as a JSON line, inputs included.")
+@click.pass_context
+@friendly_errors
+def history(ctx: click.Context, day: datetime | None, last: int, as_json: bool) -> None:
+    """The controller's decisions, each with what it saw and the inputs it stood on.
+
+    \b
+    Examples:
+      spotkit controller history
+      spotkit controller history --day 2026-12-01 --last 200
+      spotkit controller history --json | jq '.inputs.audio_rtf'
+    """
+    settings = settings_from(ctx)
+    when = (day or datetime.now(tz=UTC)).strftime("%Y-%m-%d")
+    entries = sorted(read_audit(open_store(settings.store), when), key=lambda e: e.at)[-last:]
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(asdict(entry)))
+        return
+    if not entries:
+        click.echo(f"no controller decisions on {when} (it writes one per round: `spotkit controller run`)")
+        return
+
+    def source(entry: AuditRecord, name: str) -> str:
+        given = entry.inputs.get(name)
+        return f"{given['value']:.4g} {SOURCE_MARKS.get(given['source'], '?')}" if given else "—"
+
+    rows = []
+    for e in entries:
+        even = e.break_even.get("utilization")
+        rows.append((datetime.fromtimestamp(e.at, tz=UTC).strftime("%H:%M:%S"), e.desired, e.routing,
+                     e.observed.get("queue_depth", "—"), len(e.observed.get("running", [])),
+                     source(e, "audio_rtf"), source(e, "spot_price_per_hour"),
+                     "—" if even is None else f"{even:.1%}", e.reason[:32]))
+    print_table(f"controller decisions, {when} (UTC)",
+                ("at", "want", "routing", "queue", "run", "audio rtf", "spot $/h", "break-even", "reason"), rows)
+    click.echo("sources: " + ", ".join(f"{mark} = {name}" for name, mark in SOURCE_MARKS.items())
+               + "; `--json` has every input with its detail")

@@ -50,6 +50,14 @@ def test_controller_once_reports_the_measured_rtf_and_the_dated_price(tmp_path: 
     assert text.returncode == 0 and "boot_seconds" in text.stdout and "flag" in text.stdout
     assert "--boot-seconds 90" in text.stdout and "break-even utilization" in text.stdout
 
+    shown = spotkit(home, "controller", "history")
+    assert shown.returncode == 0 and f"{rtf['value']:.4g} m" in shown.stdout and "m = measured" in shown.stdout
+    lines = [json.loads(line) for line in spotkit(home, "controller", "history", "--json").stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]["inputs"]["audio_rtf"]["source"] == MEASURED
+    assert lines[1]["inputs"]["boot_seconds"]["source"] == FLAG
+    empty = spotkit(home, "controller", "history", "--day", "2020-01-01")
+    assert empty.returncode == 0 and "no controller decisions on 2020-01-01" in empty.stdout
+
 
 def record(engine: str, model: str, audio: float, gpu: float, outcome: str = "done") -> UsageRecord:
     return UsageRecord("n", "j", "s", "transcribe", audio, 0, 0, engine, model, 0.0, 1.0, outcome, gpu_seconds=gpu)
