@@ -2,8 +2,9 @@
 the API is still allowed. Pure; the controller reads the month's usage records and alerts.
 
 Spend counts what the API paths did (usage records with ``path = api``): transcribed audio at the
-price book's per-minute price. Translations on the API are not yet priced here (tokens × the book's
-token price is the next step); the report issue prices both from the same records.
+price book's per-minute price, translations' tokens in and out at the book's token prices for their
+model. Tokens of a model the book does not price are counted apart (``unpriced_tokens``) and shown,
+never silently taken as free.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from policies.prices import PriceBook, PriceBookError
 from runtime.records import UsageRecord
 
 ALERT_SHARE = 0.8
@@ -36,6 +38,7 @@ class BudgetState:
     share: float  # spent / cap (0 without a cap)
     level: str  # "" | "80%" | "100%": the highest level crossed
     routing_allowed: bool
+    unpriced_tokens: int = 0  # API tokens of models the price book has no price for
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -43,15 +46,31 @@ class BudgetState:
         return data
 
 
-def api_spend(usage: Iterable[UsageRecord], price_per_audio_minute: float) -> float:
-    seconds = sum(r.audio_seconds for r in usage if r.path == "api" and r.outcome == "done" and r.task == "transcribe")
-    return round(seconds / 60 * price_per_audio_minute, 6)
+def api_spend(usage: Iterable[UsageRecord], price_per_audio_minute: float,
+              book: PriceBook | None = None) -> tuple[float, int]:
+    """USD the API paths spent, and the tokens no price covers."""
+    usd, unpriced = 0.0, 0
+    for r in usage:
+        if r.path != "api" or r.outcome != "done":
+            continue
+        if r.task == "transcribe":
+            usd += r.audio_seconds / 60 * price_per_audio_minute
+            continue
+        try:
+            price = book.token_price(r.model) if book is not None else None
+        except PriceBookError:
+            price = None
+        if price is None:
+            unpriced += r.tokens_in + r.tokens_out
+        else:
+            usd += (r.tokens_in * price.input_per_million_tokens + r.tokens_out * price.output_per_million_tokens) / 1e6
+    return round(usd, 6), unpriced
 
 
-def budget_state(budget: Budget, month: str, spent_usd: float) -> BudgetState:
+def budget_state(budget: Budget, month: str, spent_usd: float, unpriced_tokens: int = 0) -> BudgetState:
     if math.isinf(budget.monthly_usd):
-        return BudgetState(month, spent_usd, math.inf, 0.0, "", True)
+        return BudgetState(month, spent_usd, math.inf, 0.0, "", True, unpriced_tokens)
     share = spent_usd / budget.monthly_usd if budget.monthly_usd > 0 else math.inf
     level = "100%" if share >= 1.0 else "80%" if share >= ALERT_SHARE else ""
     return BudgetState(month, spent_usd, budget.monthly_usd, round(share, 4) if math.isfinite(share) else 1.0,
-                       level, share < 1.0 or budget.override)
+                       level, share < 1.0 or budget.override, unpriced_tokens)

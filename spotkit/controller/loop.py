@@ -28,6 +28,7 @@ from typing import Any
 
 from policies.budget import Budget, BudgetState, api_spend, budget_state
 from policies.inputs import FleetInputs
+from policies.prices import PriceBook, load_price_book
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
 from runtime.errors import NotFound
 from runtime.eviction.alerts import Alerter
@@ -73,6 +74,7 @@ class Controller:
     clock: Callable[[], float] = time.time
     api: ApiPath | None = None  # None: no API path, so nothing is routed there
     budget: Budget = field(default_factory=Budget)
+    price_book: PriceBook = field(default_factory=load_price_book)  # prices API translations
     alerter: Alerter = field(default_factory=Alerter)
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
@@ -143,7 +145,8 @@ class Controller:
     def _budget(self, now: float, inputs: FleetInputs) -> BudgetState:
         """The month's API spend against its cap; crossing 80 % or 100 % alerts once a month."""
         month, usage = month_usage(self.store, now)
-        state = budget_state(self.budget, month, api_spend(usage, inputs.api_price_per_audio_minute.value))
+        spent, unpriced = api_spend(usage, inputs.api_price_per_audio_minute.value, self.price_book)
+        state = budget_state(self.budget, month, spent, unpriced)
         if state.level:
             alert = BudgetAlert(month, state.level, state.spent_usd, state.cap_usd, now)
             if self.store.put_if_absent(budget_alert_key(month, state.level.rstrip("%")), dump(alert)):
