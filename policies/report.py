@@ -1,0 +1,190 @@
+"""The monthly report: what the fleet cost, what it did, what the same work would have cost on the
+metered API, and where the break-even stands. Pure: the records and prices are read by the caller
+(`spotkit.cli.report_cmd`); every figure says where it comes from (docs/reports.md).
+
+Fixed costs are in, because an estimate that leaves out the disks of idle slots, the controller and
+jump hosts, the NAT gateway and the **engineering tax** (the hours people spend running the fleet)
+flatters self-hosting. GPU hours come from the controller's audit log (running slots × time between
+decisions); a fleet run without the controller has no paid-time record, and the report says so
+instead of counting its GPUs as free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.breakeven import break_even_utilization, engineering_tax_usd
+from policies.budget import api_spend
+from policies.prices import PriceBook, PriceBookError, VmPrices
+from runtime.records import AuditRecord, EvictionRecord, UsageRecord
+
+HOURS_PER_MONTH = 730.0
+
+
+@dataclass(frozen=True)
+class FixedCosts:
+    """Monthly costs the fleet pays whether or not it works (docs/deploy.md, "What it costs idle")."""
+
+    disk_usd_per_slot: float = 38.0  # a 256 GB Premium SSD (P15)
+    slots: int = 2
+    controller_usd: float = 30.0
+    jump_host_usd: float = 12.0
+    nat_usd: float = 33.0
+    storage_usd: float = 1.0
+    ops_hours: float = 4.0  # the engineering tax: operations, scaling, failures, model updates
+    ops_hourly_rate_usd: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} = {value!r} must be a finite number, 0 or more")
+
+    def lines(self) -> dict[str, float]:
+        return {"disks": self.disk_usd_per_slot * self.slots, "controller host": self.controller_usd,
+                "jump host": self.jump_host_usd, "NAT gateway": self.nat_usd, "storage": self.storage_usd,
+                "engineering tax": engineering_tax_usd(self.ops_hours, self.ops_hourly_rate_usd)}
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    month: str
+    usage: list[UsageRecord]
+    evictions: list[EvictionRecord]
+    audit: list[AuditRecord]
+    paid_node_seconds: float | None  # None: no controller audit this month
+    prices: VmPrices
+    book: PriceBook
+    api_model: str = "whisper-1"
+    fixed: FixedCosts = field(default_factory=FixedCosts)
+
+
+def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
+    done = {"fleet": 0.0, "api": 0.0}
+    segments = {"fleet": 0, "api": 0}
+    tokens = {"in": 0, "out": 0}
+    jobs: set[str] = set()
+    cache_hits, cache_audio = 0, 0.0
+    busy = 0.0
+    for r in usage:
+        if r.outcome == "done":
+            jobs.add(r.job)
+            busy += r.gpu_seconds if r.path == "fleet" else 0.0
+            if r.task == "transcribe":
+                done[r.path] = done.get(r.path, 0.0) + r.audio_seconds
+                segments[r.path] = segments.get(r.path, 0) + 1
+            tokens["in"] += r.tokens_in
+            tokens["out"] += r.tokens_out
+        elif r.outcome == "cache-hit" and r.task == "transcribe":
+            jobs.add(r.job)
+            cache_hits += 1
+            cache_audio += r.audio_seconds
+        elif r.outcome == "requeued":
+            busy += r.gpu_seconds
+    return {"jobs": len(jobs), "segments": segments, "audio_seconds": {k: round(v, 3) for k, v in done.items()},
+            "tokens": tokens, "cache_hits": cache_hits, "cache_hit_audio_seconds": round(cache_audio, 3),
+            "busy_gpu_seconds": round(busy, 3)}
+
+
+def _api_equivalent(usage: Iterable[UsageRecord], per_minute: float, book: PriceBook) -> tuple[float, int]:
+    """What every piece of work done this month would have cost on the metered API."""
+    as_api = [UsageRecord(r.node, r.job, r.segment, r.task, r.audio_seconds, r.tokens_in, r.tokens_out, r.engine,
+                          r.model, r.started_at, r.ended_at, r.outcome, path="api") for r in usage]
+    return api_spend(as_api, per_minute, book)
+
+
+def build_report(inputs: ReportInputs) -> dict[str, Any]:
+    """Every figure of the month, each with its unit in its name."""
+    try:
+        minute = inputs.book.minute_price(inputs.api_model)
+    except PriceBookError as err:
+        raise ValueError(str(err)) from None
+    spot = inputs.prices.spot_price_per_hour
+    if spot is None:
+        raise ValueError(f"no spot price for the fleet's size in {inputs.prices.source}")
+    work = _work(inputs.usage)
+    api_spent, unpriced = api_spend(inputs.usage, minute.per_minute, inputs.book)
+    equivalent, unpriced_equivalent = _api_equivalent(inputs.usage, minute.per_minute, inputs.book)
+    paid = inputs.paid_node_seconds
+    gpu_usd = None if paid is None else round(paid / 3600 * spot, 4)
+    fixed = {name: round(value, 2) for name, value in inputs.fixed.lines().items()}
+    total = None if gpu_usd is None else round(gpu_usd + sum(fixed.values()) + api_spent, 2)
+    busy = work["busy_gpu_seconds"]
+    utilization = None if not paid else round(min(1.0, busy / paid), 4)
+    idle_usd = None if paid is None else round(max(0.0, paid - busy) / 3600 * spot, 4)
+    fleet_audio = work["audio_seconds"]["fleet"]
+    rtf = fleet_audio / busy if busy > 0 else None
+    spot_evictions = [e for e in inputs.evictions if e.origin == "imds"]
+    wasted = sum(e.wasted_gpu_seconds for e in inputs.evictions)
+    all_audio_hours = (fleet_audio + work["audio_seconds"]["api"]) / 3600
+    return {
+        "month": inputs.month,
+        "work": work,
+        "prices": {"spot_price_per_hour": spot, "spot_source": f"{inputs.prices.source}, effective "
+                   f"{inputs.prices.effective_date}", "api_price_per_audio_minute": minute.per_minute,
+                   "api_source": f"{minute.model}: {minute.source}, as of {minute.as_of}"},
+        "cost_usd": {"gpu_compute": gpu_usd, "api": api_spent, "fixed": fixed, "total": total,
+                     "unpriced_api_tokens": unpriced},
+        "paid_node_hours": None if paid is None else round(paid / 3600, 3),
+        "paid_time_source": "controller audit log" if paid is not None else
+                            "none: no controller decisions this month, so GPU hours are unknown",
+        "utilization": utilization,
+        "idle_cost_usd": idle_usd,
+        "measured_audio_rtf": None if rtf is None else round(rtf, 3),
+        "cost_per_audio_hour_usd": None if total is None or all_audio_hours == 0 else round(total / all_audio_hours, 4),
+        "api_equivalent_usd": round(equivalent, 2),
+        "api_equivalent_unpriced_tokens": unpriced_equivalent,
+        "savings_usd": None if total is None else round(equivalent - total, 2),
+        "cache_savings_usd": round(work["cache_hit_audio_seconds"] / 60 * minute.per_minute, 4),
+        "break_even_utilization": None if rtf is None else round(
+            break_even_utilization(spot, rtf, minute.per_minute / 60), 4),
+        "evictions": {"count": len(inputs.evictions), "spot": len(spot_evictions),
+                      "requeued_segments": sum(e.requeued for e in inputs.evictions),
+                      "wasted_gpu_seconds": round(wasted, 3), "wasted_usd": round(wasted / 3600 * spot, 4)},
+    }
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report for a pull request, a chat or a terminal."""
+    def usd(value: float | None) -> str:
+        return "unknown" if value is None else f"${value:,.2f}"
+
+    work, cost = report["work"], report["cost_usd"]
+    audio = work["audio_seconds"]
+    lines = [
+        f"# spotkit report, {report['month']}",
+        "",
+        f"**Work**: {work['jobs']} jobs, {work['segments']['fleet'] + work['segments']['api']} segments; "
+        f"{audio['fleet'] / 3600:.2f} audio hours on the fleet, {audio['api'] / 3600:.2f} on the API; "
+        f"{work['tokens']['in']:,} tokens in, {work['tokens']['out']:,} out; {work['cache_hits']} cache hits "
+        f"({work['cache_hit_audio_seconds'] / 3600:.2f} h not redone, "
+        f"{usd(report['cache_savings_usd'])} at API prices).",
+        "",
+        "| cost | USD |",
+        "| --- | ---: |",
+        f"| GPU compute ({'unknown' if report['paid_node_hours'] is None else report['paid_node_hours']} "
+        f"node-hours) | {usd(cost['gpu_compute'])} |",
+        f"| metered API | {usd(cost['api'])} |",
+        *(f"| {name} | {usd(value)} |" for name, value in cost["fixed"].items()),
+        f"| **total** | **{usd(cost['total'])}** |",
+        "",
+        f"The same work on the metered API: **{usd(report['api_equivalent_usd'])}**; "
+        f"savings {usd(report['savings_usd'])}.",
+        f"Utilization {_share(report['utilization'])}, idle GPU cost {usd(report['idle_cost_usd'])}; "
+        f"break-even utilization {_share(report['break_even_utilization'])}.",
+        f"Evictions: {report['evictions']['count']} ({report['evictions']['spot']} spot), "
+        f"{report['evictions']['requeued_segments']} segments requeued, "
+        f"{usd(report['evictions']['wasted_usd'])} of GPU time wasted.",
+        "",
+        f"Prices: spot {report['prices']['spot_price_per_hour']} USD/h ({report['prices']['spot_source']}); "
+        f"API {report['prices']['api_price_per_audio_minute']} USD/min ({report['prices']['api_source']}). "
+        f"Paid time: {report['paid_time_source']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _share(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1%}"

@@ -1,0 +1,87 @@
+"""``spotkit report --month YYYY-MM``: the month's fixed-cost report from the fleet's own records."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from policies.prices import load_price_book, load_vm_prices
+from policies.report import FixedCosts, ReportInputs, build_report, markdown
+from runtime.errors import SpotkitError
+from runtime.records import read_audit, read_evictions, read_usage
+from runtime.store import open_store
+from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.params import NON_NEGATIVE
+from spotkit.controller.measure import paid_node_seconds
+
+
+def month_days(month: str) -> tuple[list[str], float]:
+    """The month's UTC days and the moment it ends; `SpotkitError` for anything but YYYY-MM."""
+    try:
+        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise SpotkitError(f"--month {month!r}: give a month as YYYY-MM, e.g. 2026-11") from None
+    count = calendar.monthrange(first.year, first.month)[1]
+    days = [first.replace(day=d).strftime("%Y-%m-%d") for d in range(1, count + 1)]
+    end = first.replace(day=count).timestamp() + 86400
+    return days, end
+
+
+@click.command()
+@click.option("--month", default=None, help="YYYY-MM (default: this month, so far).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+@click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True)
+@click.option("--region", envvar="SPOTKIT_REGION", default="eastus", show_default=True)
+@click.option("--prices", type=click.Choice(["live", "snapshot"]), default="live", show_default=True,
+              help="live: the Azure Retail Prices API (the dated snapshot when it cannot answer).")
+@click.option("--api-model", default="whisper-1", show_default=True, help="The metered model compared against.")
+@click.option("--slots", type=click.IntRange(0, 1000), default=2, show_default=True,
+              help="Slots whose disks bill all month.")
+@click.option("--disk-usd-per-slot", type=NON_NEGATIVE, default=38.0, show_default=True)
+@click.option("--controller-usd", type=NON_NEGATIVE, default=30.0, show_default=True)
+@click.option("--jump-host-usd", type=NON_NEGATIVE, default=12.0, show_default=True)
+@click.option("--nat-usd", type=NON_NEGATIVE, default=33.0, show_default=True)
+@click.option("--ops-hours", type=NON_NEGATIVE, default=4.0, show_default=True,
+              help="Hours people spent running the fleet this month (the engineering tax).")
+@click.option("--ops-rate-usd", type=NON_NEGATIVE, default=100.0, show_default=True)
+@click.pass_context
+@friendly_errors
+def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm_size: str, region: str,
+           prices: str, api_model: str, slots: int, disk_usd_per_slot: float, controller_usd: float,
+           jump_host_usd: float, nat_usd: float, ops_hours: float, ops_rate_usd: float) -> None:
+    """What the fleet cost this month, what it did, and what the API would have charged for it.
+
+    \b
+    Examples:
+      spotkit report                                  # this month so far, Markdown
+      spotkit report --month 2026-11 --format json -o november.json
+      spotkit report --ops-hours 12 --ops-rate-usd 120   # your own engineering tax
+    """
+    settings = settings_from(ctx)
+    month = month or datetime.now(tz=UTC).strftime("%Y-%m")
+    days, end = month_days(month)
+    store = open_store(settings.store)
+    usage = [r for day in days for r in read_usage(store, day)]
+    if not usage:
+        raise SpotkitError(f"no usage records for {month} in {store.url}: nothing was processed that month "
+                           "(check --month and SPOTKIT_STORE)")
+    audit = [a for day in days for a in read_audit(store, day)]
+    now = min(end, datetime.now(tz=UTC).timestamp())
+    fixed = FixedCosts(disk_usd_per_slot, slots, controller_usd, jump_host_usd, nat_usd, 1.0, ops_hours, ops_rate_usd)
+    figures = build_report(ReportInputs(
+        month, usage, [e for day in days for e in read_evictions(store, day)], audit,
+        paid_node_seconds(audit, now) if audit else None,
+        load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed))
+    text = json.dumps(figures, indent=2) + "\n" if fmt == "json" else markdown(figures)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    if out.is_dir() or not out.parent.is_dir():
+        raise SpotkitError(f"-o {out}: give a file in an existing folder")
+    out.write_text(text)
+    click.echo(f"wrote {out}", err=True)

@@ -1,0 +1,70 @@
+"""`spotkit report` on a real tiny.en run: the month's work and its API-equivalent, to the cent."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from policies.prices import load_price_book
+from runtime.jobs import load_manifest
+from runtime.store.file_store import FileStore
+from tests.cli.test_cli import spotkit
+from tests.conftest import DEMO_SAMPLE
+
+MONTH = datetime.now(tz=UTC).strftime("%Y-%m")
+
+
+def report(home: Path, *args: str) -> dict[str, object]:
+    out = spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "--format", "json", *args)
+    assert out.returncode == 0, out.stderr
+    parsed: dict[str, object] = json.loads(out.stdout)
+    return parsed
+
+
+def test_report_counts_the_work_done_and_prices_it_as_the_api_would(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    job = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10").stdout.strip()
+    assert spotkit(home, "agent", "--until-idle", env={"SPOTKIT_IDLE_SECONDS": "1"}).returncode == 0
+    speech = sum(ref.speech_seconds for ref in load_manifest(FileStore(home / "store"), job).segments)
+    per_minute = load_price_book().minute_price("whisper-1").per_minute
+
+    first = report(home)
+    work = first["work"]
+    assert isinstance(work, dict)
+    assert work["audio_seconds"] == {"fleet": pytest.approx(speech, abs=1e-3), "api": 0.0}
+    assert first["api_equivalent_usd"] == round(speech / 60 * per_minute, 2)
+    assert first["paid_node_hours"] is None and "no controller decisions" in str(first["paid_time_source"])
+    assert isinstance(first["measured_audio_rtf"], float) and first["measured_audio_rtf"] > 0
+
+    # The same file again: answered from the cache — no more audio of work, but cache savings.
+    assert spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10").returncode == 0
+    assert spotkit(home, "agent", "--until-idle", env={"SPOTKIT_IDLE_SECONDS": "1"}).returncode == 0
+    second = report(home)
+    again = second["work"]
+    assert isinstance(again, dict)
+    assert again["audio_seconds"] == work["audio_seconds"] and again["cache_hits"] == len(
+        load_manifest(FileStore(home / "store"), job).segments)
+    assert again["cache_hit_audio_seconds"] == pytest.approx(speech, abs=1e-3)
+    assert second["cache_savings_usd"] == pytest.approx(speech / 60 * per_minute, abs=1e-4)
+    assert second["api_equivalent_usd"] == first["api_equivalent_usd"]
+
+    text = spotkit(home, "report", "--month", MONTH, "--prices", "snapshot")
+    assert text.returncode == 0 and text.stdout.startswith(f"# spotkit report, {MONTH}")
+    assert "| **total** | **unknown** |" in text.stdout and "engineering tax" in text.stdout
+    written = tmp_path / "report.md"
+    assert spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "-o", str(written)).returncode == 0
+    assert written.read_text() == text.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--month", "2026-13"], "give a month as YYYY-MM"),
+    (["--month", "1999-01"], "no usage records for 1999-01"),
+    (["--ops-hours", "nan"], "nan"),
+])
+def test_bad_report_input_is_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    out = spotkit(tmp_path / "home", "report", "--prices", "snapshot", *args)
+    assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr
+    assert len([line for line in out.stderr.splitlines() if line.lower().startswith("error")]) == 1
