@@ -102,6 +102,14 @@ class AzureQueue(WorkQueue):
             leased.append(Message(item.id, body, item.pop_receipt, int(item.dequeue_count), error))
         return leased
 
+    def peek(self, n: int) -> list[Message]:
+        items = self._call("peek", self._client.peek_messages, max_messages=max(1, min(32, n)))  # Azure's cap
+        peeked = []
+        for item in items:
+            body, error = decode_content(str(item.content))
+            peeked.append(Message(item.id, body, "", int(item.dequeue_count), error))
+        return peeked
+
     def renew(self, message: Message, visibility_timeout: int) -> Message:
         updated = self._call(
             f"renew {message.id}", self._client.update_message, message.id,

@@ -20,7 +20,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 PoisonHook = Callable[["Message", str], None]
 
@@ -33,6 +33,30 @@ class Message:
     dequeue_count: int
     last_error: str | None = None
     unreadable: str = ""  # why the stored content could not be read as text: poisoned on receipt
+
+
+@dataclass(frozen=True)
+class PoisonedMessage:
+    """What the poison queue holds: the original body, why, and where it came from. One definition
+    for `WorkQueue.poison` (the writer) and `runtime.queue.replay` (the reader)."""
+
+    body: str
+    error: str
+    dequeue_count: int
+    source_queue: str
+    poisoned_at: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> PoisonedMessage:
+        """Parse one poison-queue message; `ValueError` if it is not one."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("body"), str):
+            raise ValueError("not a poisoned message (no body)")
+        return PoisonedMessage(data["body"], str(data.get("error", "")), int(data.get("dequeue_count", 0)),
+                               str(data.get("source_queue", "")), float(data.get("poisoned_at", 0.0)))
 
 
 def decode_stored(raw: bytes | str) -> tuple[str, str | None, str]:
@@ -100,6 +124,14 @@ class WorkQueue(ABC):
         """Messages in the queue, visible or leased (Azure's approximate message count)."""
 
     @abstractmethod
+    def peek(self, n: int) -> list[Message]:
+        """Up to *n* visible messages, without leasing them (no receipt, no dequeue count change)."""
+
+    def take(self, n: int, visibility_timeout: int) -> list[Message]:
+        """Lease up to *n* messages *without* the poison policy: for operator tools on the poison queue."""
+        return self._lease(n, visibility_timeout)
+
+    @abstractmethod
     def poison_queue(self) -> WorkQueue:
         """The ``<name>-poison`` queue on the same backend."""
 
@@ -148,14 +180,8 @@ class WorkQueue(ABC):
 
     def poison(self, message: Message, reason: str, on_poison: PoisonHook | None = None) -> None:
         """Move a message to ``<name>-poison`` with *reason*; it keeps its body for a replay."""
-        record = {
-            "body": message.body,
-            "error": reason,
-            "dequeue_count": message.dequeue_count,
-            "source_queue": self.name,
-            "poisoned_at": time.time(),
-        }
-        self.poison_queue().send(json.dumps(record))
+        record = PoisonedMessage(message.body, reason, message.dequeue_count, self.name, time.time())
+        self.poison_queue().send(record.to_json())
         if on_poison is not None:
             on_poison(message, reason)
         self.delete(message)

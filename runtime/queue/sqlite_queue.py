@@ -111,6 +111,17 @@ class SqliteQueue(WorkQueue):
                 leased.append(Message(msg_id, body, receipt, count + 1, error, unreadable))
         return leased
 
+    def peek(self, n: int) -> list[Message]:
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, CAST(content AS BLOB), dequeue_count FROM messages "
+                "WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?", (self.name, self.clock(), n)).fetchall()
+        peeked = []
+        for msg_id, content, count in rows:
+            body, error, unreadable = decode_stored(content)
+            peeked.append(Message(msg_id, body, "", count, error, unreadable))
+        return peeked
+
     def _update(self, message: Message, visible_at: float, content: str | None) -> str:
         receipt = uuid.uuid4().hex
         with self._db.transaction() as conn:

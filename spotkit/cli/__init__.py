@@ -88,6 +88,7 @@ def _register() -> None:
         local_cmd,
         models_cmd,
         node_cmd,
+        queue_cmd,
         report_cmd,
         simulate_cmd,
     )
@@ -95,7 +96,7 @@ def _register() -> None:
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report):
+                    report_cmd.report, queue_cmd.queue):
         main.add_command(command)
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from runtime import oncall
+from runtime.schedule import parse_duration
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import NON_NEGATIVE
@@ -94,27 +95,38 @@ def evictions() -> None:
 
 @evictions.command("list")
 @click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), help="UTC day, YYYY-MM-DD (default: all).")
+@click.option("--since", default=None, help="Only the last DURATION, e.g. 24h, 90m, 7d.")
+@click.option("--node", "node_name", default=None, help="Only this node.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @friendly_errors
-def list_evictions(ctx: click.Context, day: datetime | None, as_json: bool) -> None:
-    """Each eviction: node, event, notice, drain time, requeued, finished, wasted GPU seconds.
+def list_evictions(ctx: click.Context, day: datetime | None, since: str | None, node_name: str | None,
+                   as_json: bool) -> None:
+    """Each eviction: when, node, event, notice, drain time, requeued, finished, wasted GPU seconds.
 
     \b
     Examples:
-      spotkit evictions list --json
+      spotkit evictions list --since 24h
+      spotkit evictions list --node spotkit-dev-slot-2 --json
     """
+    after = time.time() - parse_duration(since, "--since") if since else None
     records = oncall.list_evictions(open_store(settings_from(ctx).store), day.strftime("%Y-%m-%d") if day else None)
+    records = [r for r in records if (after is None or r["seen_at"] >= after)
+               and (node_name is None or r["node"] == node_name)]
     if as_json:
         click.echo(json.dumps(records))
         return
     rows = []
     for r in records:
         acked = "yes" if r.get("will_acknowledge") or r["acknowledged_at"] else "no"
-        when = datetime.fromtimestamp(r["seen_at"], tz=UTC).strftime("%H:%M:%S")
+        when = datetime.fromtimestamp(r["seen_at"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((when, r["node"], r["event_type"], f"{r['notice_seconds']:.1f}",
                      f"{r['drain_seconds']:.2f}", r["requeued"], r["finished"],
                      f"{r['wasted_gpu_seconds']:.2f}", acked))
+    if records:
+        rows.append(("total", f"{len({r['node'] for r in records})} nodes", f"{len(records)} events", "",
+                     "", sum(r["requeued"] for r in records), sum(r["finished"] for r in records),
+                     f"{sum(r['wasted_gpu_seconds'] for r in records):.2f}", ""))
     columns = ("UTC", "node", "event", "notice", "drain", "requeued", "finished", "wasted", "acked")
     print_table("evictions and drains (seconds; wasted = GPU seconds; --json for ids)", columns, rows)
     if not records:

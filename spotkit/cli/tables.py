@@ -1,4 +1,5 @@
-"""One table style for every command: no vertical rules, so wide tables fit 80 columns."""
+"""One table style for every command: no vertical rules, so wide tables fit 80 columns. Written to a
+pipe or a file (no terminal), a table is never cut to 80 columns: ids and dates are copied whole."""
 
 from __future__ import annotations
 
@@ -16,4 +17,7 @@ def print_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[obje
         table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=240)
+    console.print(table)
