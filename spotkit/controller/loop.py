@@ -259,13 +259,17 @@ class Controller:
                  entry.reason, entry.actions)
 
     def run(self, interval: float, stop: threading.Event) -> None:
-        """Decide every *interval* seconds until *stop*; one failed round is logged, not fatal."""
+        """Decide every *interval* seconds until *stop*; one failed round is logged, not fatal. On stop,
+        the API workers it started are stopped too (they drain: what they hold goes back to their queue)."""
         while not stop.is_set():
             try:
                 self.once()
             except Exception as err:
                 log.exception("event=round-failed error=%r", str(err))
             stop.wait(interval)
+        if self.api is not None:
+            for action in self.api.workers.scale(0):
+                log.info("event=controller-stopped %s", action)
 
 
 def _split(total: int, parts: int) -> list[int]:

@@ -5,8 +5,6 @@ stand-in; when self-hosting wins again, new work stays with the fleet."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from spotkit.controller.local_slots import LocalSlots
 from tests.cli.test_cli import spotkit
 from tests.conftest import DATA, DEMO_SAMPLE
 from tests.support.openai_standin import ApiStandIn
+from tests.support.processes import kill_pid_files
 
 
 @pytest.fixture
@@ -79,9 +78,5 @@ def test_work_routed_to_the_api_completes_there_and_new_work_returns_to_the_flee
         fleet_records = [r for r in read_usage(FileStore(home / "store")) if r.job == second and r.outcome == "done"]
         assert fleet_records and {(r.path, r.engine) for r in fleet_records} == {("fleet", "faster-whisper")}
     finally:
-        for pid_file in (home / "api-workers").glob("*.pid"):
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+        kill_pid_files(home / "api-workers")
         fleet.down()

@@ -319,3 +319,17 @@ def test_a_finished_submission_leaves_the_backlog(arm: ArmEmulator, tmp_path: Pa
     store.put(backlog_key(done.job, int(done.submitted_at * 1000)), dump(done))
     ctl.once()  # an empty queue: nothing of it is left
     assert list(store.list(BACKLOG)) == []
+
+
+def test_a_stopped_controller_stops_its_api_workers(arm: ArmEmulator, tmp_path: Path) -> None:
+    import threading
+
+    clock = FakeClock()
+    ctl, _, _ = controller(arm, tmp_path, clock)
+    workers = CountedWorkers()
+    workers.count = 2
+    ctl.api = ApiPath(SqliteQueue(tmp_path / "q.db", "work-api", clock=clock), workers)
+    stop = threading.Event()
+    stop.set()
+    ctl.run(0.01, stop)
+    assert workers.count == 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from spotkit.controller.loop import Controller, ControllerSettings
 from tests.cli.test_cli import spotkit
 from tests.conftest import DEMO_SAMPLE
 from tests.support.openai_standin import ApiStandIn
+from tests.support.processes import kill_pid_files
 
 
 @pytest.fixture
@@ -102,11 +102,7 @@ def test_api_while_self_hosting_loses_fleet_0_to_n_to_0_when_it_wins(api: ApiSta
         # 3. Nothing queued: past the idle grace the fleet is back at zero.
         until(lambda: running() == 0, ctl.once, 60, "the fleet to scale back to zero")
     finally:
-        for pid_file in (home / "api-workers").glob("*.pid"):
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+        kill_pid_files(home / "api-workers")
         fleet.down()
 
     paths = {(r.job, r.path) for r in read_usage(store) if r.outcome == "done"}
