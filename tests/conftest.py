@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from runtime.config import Settings, load_settings
@@ -20,6 +21,12 @@ from runtime.store.azure_blob import AzureBlobStore
 from runtime.store.base import ObjectStore
 from runtime.store.file_store import FileStore
 from tests.support.azurite import ACCOUNT, Azurite, start_azurite
+
+# Properties are checked for what they return, never for how fast: CI has two loaded cores (pytest -n 2),
+# where generating an input or running an example can take seconds. Timing lives in bench/.
+hypothesis.settings.register_profile("spotkit", deadline=None,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("spotkit")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"

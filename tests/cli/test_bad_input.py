@@ -104,7 +104,7 @@ def test_store_listing_refuses_a_path_out_of_the_store(tmp_path: Path) -> None:
     assert store.list("evictions/") == []
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["SPOTKIT_BATCH_SIZE", "SPOTKIT_LEASE_SECONDS", "SPOTKIT_ACKNOWLEDGE_EVENTS",
                                         "SPOTKIT_SAFETY_MARGIN_SECONDS", "SPOTKIT_LANGUAGE", "SPOTKIT_QUEUE",
                                         "SPOTKIT_TRANSCRIBER", "SPOTKIT_IMDS_POLL_SECONDS", "SPOTKIT_MODEL"]),

@@ -94,7 +94,7 @@ def test_simulate_cli_json_and_errors(tmp_path: Path) -> None:
     assert run.stderr.count("\n") == 1
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.binary(max_size=300) | st.lists(st.tuples(
     st.text(max_size=25) | st.sampled_from(["2026-11-01T00:00:00Z", "2026-11-31T00:00:00Z"]),
     st.text(max_size=8) | st.sampled_from(["nan", "inf", "-1", "1e400", "30.5"]),
