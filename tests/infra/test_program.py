@@ -28,7 +28,9 @@ def env() -> tuple[CapturingMocks, dict[str, Any]]:
 
 
 def vms(mocks: CapturingMocks, role: str) -> list[dict[str, Any]]:
-    return [r.props for r in mocks.of_type("compute:VirtualMachine") if r.props["tags"]["spotkit-role"] == role]
+    """The VMs of one role by name: Pulumi registers resources as their inputs resolve, in no set order."""
+    return sorted((r.props for r in mocks.of_type("compute:VirtualMachine") if r.props["tags"]["spotkit-role"] == role),
+                  key=lambda props: str(props["vmName"]))
 
 
 def test_spot_slots_deallocate_at_the_configured_price(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
@@ -36,8 +38,8 @@ def test_spot_slots_deallocate_at_the_configured_price(env: tuple[CapturingMocks
     slots = vms(mocks, "gpu-node")
     # vmSize's slots, then as many of each fallback size (the sample stack falls back to NC8as).
     assert [(s["vmName"], s["hardwareProfile"]["vmSize"]) for s in slots] == [
-        ("spotkit-dev-slot-1", "Standard_NC4as_T4_v3"), ("spotkit-dev-slot-2", "Standard_NC4as_T4_v3"),
-        ("spotkit-dev-nc8as-1", "Standard_NC8as_T4_v3"), ("spotkit-dev-nc8as-2", "Standard_NC8as_T4_v3")]
+        ("spotkit-dev-nc8as-1", "Standard_NC8as_T4_v3"), ("spotkit-dev-nc8as-2", "Standard_NC8as_T4_v3"),
+        ("spotkit-dev-slot-1", "Standard_NC4as_T4_v3"), ("spotkit-dev-slot-2", "Standard_NC4as_T4_v3")]
     [host] = vms(mocks, "controller")
     host_text = base64.b64decode(host["osProfile"]["customData"]).decode()
     assert ("SPOTKIT_SLOT_VMS=spotkit-dev-slot-1:Standard_NC4as_T4_v3,spotkit-dev-slot-2:Standard_NC4as_T4_v3,"
@@ -155,7 +157,7 @@ def test_secrets_go_to_key_vault_never_to_custom_data(env: tuple[CapturingMocks,
         assert text.startswith("#cloud-config") and len(base64.b64decode(data)) < 64 * 1024
         for secret in SECRET_VALUES.values():
             assert secret not in text
-    slot = vms(mocks, "gpu-node")[0]
+    slot = next(v for v in vms(mocks, "gpu-node") if v["vmName"] == "spotkit-dev-slot-1")
     node_text = base64.b64decode(slot["osProfile"]["customData"]).decode()
     assert "spotkit-dev-slot-1" in node_text and client_id("spotkit-dev-id-nodes") in node_text
 
@@ -265,7 +267,7 @@ def test_azure_openai_gets_the_inference_role_and_no_key() -> None:
     assert sorted(g["principalId"] for g in grants) == ["principal-spotkit-dev-id-controller",
                                                         "principal-spotkit-dev-id-nodes"]
     assert all(g["scope"] == AOAI_ID for g in grants)
-    node_text = base64.b64decode(vms(mocks, "gpu-node")[0]["osProfile"]["customData"]).decode()
+    node_text = base64.b64decode(vms(mocks, "gpu-node")[-1]["osProfile"]["customData"]).decode()
     for line in ("SPOTKIT_TRANSLATOR=openai", "SPOTKIT_TRANSLATOR_MODEL=gpt-4o-mini",
                  "SPOTKIT_METERED_API=azure-openai",
                  "AZURE_OPENAI_ENDPOINT=https://acme-openai.openai.azure.com", "OPENAI_API_VERSION=2024-10-21"):
@@ -281,7 +283,7 @@ def test_azure_openai_gets_the_inference_role_and_no_key() -> None:
 def test_the_translator_reaches_the_nodes() -> None:
     """translatorProvider was validated and then read by nothing: the nodes now run what it names."""
     mocks, _ = run_program(parse_stack_config(sample()))
-    node_text = base64.b64decode(vms(mocks, "gpu-node")[0]["osProfile"]["customData"]).decode()
+    node_text = base64.b64decode(vms(mocks, "gpu-node")[-1]["osProfile"]["customData"]).decode()
     assert "SPOTKIT_TRANSLATOR=vllm" in node_text and "SPOTKIT_TRANSLATOR_MODEL=Qwen/Qwen3-8B-AWQ" in node_text
     assert "SPOTKIT_METERED_API" not in node_text
 
