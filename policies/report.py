@@ -186,5 +186,17 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def csv_rows(report: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Every figure as (dotted name, value) for a spreadsheet: one row each, nothing left out."""
+    rows: list[tuple[str, str]] = []
+    for name, value in report.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            rows += csv_rows(value, f"{key}.")
+        else:
+            rows.append((key, "" if value is None else str(value)))
+    return rows
+
+
 def _share(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.1%}"

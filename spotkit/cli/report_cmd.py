@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import csv
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import click
 
 from policies.prices import load_price_book, load_vm_prices
-from policies.report import FixedCosts, ReportInputs, build_report, markdown
+from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from runtime.errors import SpotkitError
 from runtime.records import read_audit, read_evictions, read_usage
 from runtime.store import open_store
@@ -33,7 +35,8 @@ def month_days(month: str) -> tuple[list[str], float]:
 
 @click.command()
 @click.option("--month", default=None, help="YYYY-MM (default: this month, so far).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md", show_default=True,
+              help="md for people, json for scripts, csv (figure,value) for spreadsheets.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Write here instead of stdout.")
 @click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True)
 @click.option("--region", envvar="SPOTKIT_REGION", default="eastus", show_default=True)
@@ -60,6 +63,7 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     Examples:
       spotkit report                                  # this month so far, Markdown
       spotkit report --month 2026-11 --format json -o november.json
+      spotkit report --format csv > month.csv          # figure,value rows for a spreadsheet
       spotkit report --ops-hours 12 --ops-rate-usd 120   # your own engineering tax
     """
     settings = settings_from(ctx)
@@ -77,7 +81,16 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
         month, usage, [e for day in days for e in read_evictions(store, day)], audit,
         paid_node_seconds(audit, now) if audit else None,
         load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed))
-    text = json.dumps(figures, indent=2) + "\n" if fmt == "json" else markdown(figures)
+    if fmt == "json":
+        text = json.dumps(figures, indent=2) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(("figure", "value"))
+        writer.writerows(csv_rows(figures))
+        text = buffer.getvalue()
+    else:
+        text = markdown(figures)
     if out is None:
         click.echo(text, nl=False)
         return

@@ -54,6 +54,10 @@ def test_report_counts_the_work_done_and_prices_it_as_the_api_would(tmp_path: Pa
     text = spotkit(home, "report", "--month", MONTH, "--prices", "snapshot")
     assert text.returncode == 0 and text.stdout.startswith(f"# spotkit report, {MONTH}")
     assert "| **total** | **unknown** |" in text.stdout and "engineering tax" in text.stdout
+    table = spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "--format", "csv").stdout
+    rows = dict(line.split(",", 1) for line in table.strip().splitlines()[1:])
+    assert float(rows["api_equivalent_usd"]) == second["api_equivalent_usd"]
+    assert float(rows["work.audio_seconds.fleet"]) == pytest.approx(speech, abs=1e-3)
     written = tmp_path / "report.md"
     assert spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "-o", str(written)).returncode == 0
     assert written.read_text() == text.stdout
