@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policies.breakeven import break_even_utilization, engineering_tax_usd
@@ -91,9 +91,7 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
 
 def _api_equivalent(usage: Iterable[UsageRecord], per_minute: float, book: PriceBook) -> tuple[float, int]:
     """What every piece of work done this month would have cost on the metered API."""
-    as_api = [UsageRecord(r.node, r.job, r.segment, r.task, r.audio_seconds, r.tokens_in, r.tokens_out, r.engine,
-                          r.model, r.started_at, r.ended_at, r.outcome, path="api") for r in usage]
-    return api_spend(as_api, per_minute, book)
+    return api_spend([replace(r, path="api") for r in usage], per_minute, book)
 
 
 def build_report(inputs: ReportInputs) -> dict[str, Any]:

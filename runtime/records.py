@@ -437,12 +437,17 @@ def read_boots(store: ObjectStore) -> list[BootRecord]:
     return list(read_all(store, BootRecord, BOOTS))
 
 
-def read_backlog(store: ObjectStore) -> list[tuple[str, BacklogRecord]]:
-    """Every submission's backlog record with its key, oldest first (unreadable or vanished ones skipped)."""
-    found = []
-    for key in sorted(store.list(BACKLOG)):
+def read_backlog(store: ObjectStore, known: dict[str, BacklogRecord] | None = None) -> dict[str, BacklogRecord]:
+    """Every submission's backlog record by key (keys sort by submission time). A record never changes
+    once written, so those in *known* are not read again; unreadable or vanished ones are skipped."""
+    known = known or {}
+    found: dict[str, BacklogRecord] = {}
+    for key in store.list(BACKLOG):
+        if key in known:
+            found[key] = known[key]
+            continue
         try:
-            found.append((key, load(BacklogRecord, store.get(key), key)))
+            found[key] = load(BacklogRecord, store.get(key), key)
         except (BadRecord, NotFound) as err:
             log.warning("event=record-skipped key=%s error=%r", key, str(err))
     return found

@@ -33,12 +33,7 @@ class Alerter:
 
     def notify(self, event: str, text: str, payload: dict[str, Any]) -> None:
         """Any other alert (the API budget): the same log line and webhook as an eviction's."""
-        body = {**payload, "event": event, "runbook": self.runbook_url, "text": text}
-        log.warning("event=%s %s", event, json.dumps(body, sort_keys=True))
-        if self.webhook_url:
-            thread = threading.Thread(target=self._post, args=(body,), daemon=True, name="alert")
-            self._threads.append(thread)
-            thread.start()
+        self._send(event, {**payload, "event": event, "runbook": self.runbook_url, "text": text})
 
     def eviction(self, record: dict[str, Any]) -> None:
         payload = {
@@ -50,9 +45,13 @@ class Alerter:
                      f"{record['finished']} finished, {record['wasted_gpu_seconds']:.1f} GPU s wasted. "
                      f"Runbook: {self.runbook_url}"),
         }
-        log.warning("event=eviction %s", json.dumps(payload, sort_keys=True))
+        self._send("eviction", payload)
+
+    def _send(self, event: str, body: dict[str, Any]) -> None:
+        """The structured log line always; the webhook, when configured, from a background thread."""
+        log.warning("event=%s %s", event, json.dumps(body, sort_keys=True))
         if self.webhook_url:
-            thread = threading.Thread(target=self._post, args=(payload,), daemon=True, name="alert")
+            thread = threading.Thread(target=self._post, args=(body,), daemon=True, name="alert")
             self._threads.append(thread)
             thread.start()
 

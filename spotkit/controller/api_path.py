@@ -94,12 +94,12 @@ class LocalApiWorkers(ApiWorkers):
             name = f"api-{index}"
             if name in alive:
                 continue
-            log = open(self.home / "logs" / f"{name}.log", "ab") if (self.home / "logs").is_dir() \
-                else subprocess.DEVNULL
-            process = subprocess.Popen(
-                [sys.executable, "-m", "spotkit", "--home", str(self.home), "agent"],
-                env={**self.env, "SPOTKIT_NODE_NAME": name}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            logs = self.home / "logs"
+            with open(logs / f"{name}.log" if logs.is_dir() else os.devnull, "ab") as log:  # the child keeps its copy
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "spotkit", "--home", str(self.home), "agent"],
+                    env={**self.env, "SPOTKIT_NODE_NAME": name}, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
             (self.dir / f"{name}.pid").write_text(str(process.pid))
             actions.append({"action": "start-api-worker", "worker": name, "pid": process.pid})
         for name, pid in sorted(alive.items())[count:] if count < len(alive) else []:

@@ -30,22 +30,19 @@ from policies.budget import Budget, BudgetState, api_spend, budget_state
 from policies.inputs import FleetInputs
 from policies.prices import PriceBook, load_price_book
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
-from runtime.errors import NotFound
 from runtime.eviction.alerts import Alerter
 from runtime.queue.base import WorkQueue
 from runtime.records import (
-    BACKLOG,
     ROUTING_KEY,
     AuditRecord,
     BacklogRecord,
-    BadRecord,
     BudgetAlert,
     RoutingRecord,
     audit_key,
     budget_alert_key,
     day_of,
     dump,
-    load,
+    read_backlog,
     read_heartbeats,
 )
 from runtime.store.base import ObjectStore
@@ -79,7 +76,6 @@ class Controller:
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
     size_failed_until: dict[str, float] = field(default_factory=dict)  # a VM size with no capacity now
-    _sizes: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
 
     def once(self) -> dict[str, Any]:
@@ -88,7 +84,7 @@ class Controller:
         running = [s.name for s in states if s.power == "running"]
         booting = [s.name for s in states if s.power == "starting"]
         size_order = list(dict.fromkeys(s.size for s in states))  # the stack's order: vmSize, then fallbacks
-        self._sizes = {s.name: (size_order.index(s.size), s.size) for s in states}
+        sizes = {s.name: (size_order.index(s.size), s.size) for s in states}
         available = [s.name for s in states if s.power in ("deallocated", "stopped")
                      and self.failed_until.get(s.name, 0.0) <= now
                      and self.size_failed_until.get(s.size, 0.0) <= now]
@@ -101,16 +97,16 @@ class Controller:
                          spot_price_per_hour=inputs.spot_price_per_hour.value,
                          evictions_per_hour=inputs.evictions_per_hour.value,
                          allow_api=s.scaling.allow_api and self.api is not None and budget.routing_allowed)
-        queued, sizes = self._backlog(depth, now, inputs)
+        queued, chunk_sizes = self._backlog(depth, now, inputs)
         decision = decide(Observation(now, queued, len(running), len(booting), len(available), 0.0),
                           params, self.memory)
         self.memory = decision.memory
         routing = decision.routing
-        to_move = depth if routing == "api" else sum(sizes[i] for i in decision.to_api)
+        to_move = depth if routing == "api" else sum(chunk_sizes[i] for i in decision.to_api)
         actions: list[dict[str, Any]] = []
         active = len(running) + len(booting)
         if decision.desired > active:
-            started, actions = self._start(available, decision.desired - active, now)
+            started, actions = self._start(available, decision.desired - active, now, sizes)
             missing = decision.desired - active - started
             if missing and params.allow_api and depth:
                 routing = "split" if active + started else "api"
@@ -122,15 +118,17 @@ class Controller:
                                     "available": available,
                                     "earliest_deadline": min((j.deadline for j in queued), default=None)}
         if self.api is not None:
-            actions += self._route(routing, to_move)
-            observed.update(api_queue_depth=self.api.queue.approximate_count(), api_workers=self.api.workers.running())
+            routed, backlog, workers = self._route(routing, to_move)
+            actions += routed
+            observed.update(api_queue_depth=backlog, api_workers=workers)
         entry = AuditRecord(now, observed, decision.desired, routing, decision.reason, actions,
                             inputs=inputs.as_dict(), break_even=inputs.break_even(), budget=budget.as_dict())
         self._audit(entry)
         return asdict(entry)
 
-    def _route(self, routing: str, to_move: int) -> list[dict[str, Any]]:
-        """Execute the routing: move the work sent to the API into its queue, size the API workers."""
+    def _route(self, routing: str, to_move: int) -> tuple[list[dict[str, Any]], int, int]:
+        """Execute the routing: move the work sent to the API into its queue, size the API workers.
+        Returns the actions, the API queue's depth and the workers now running."""
         assert self.api is not None
         actions: list[dict[str, Any]] = []
         if routing != "self-host" and to_move > 0:
@@ -140,7 +138,7 @@ class Controller:
         target = self.api.workers_for(backlog, routing)
         if target != self.api.workers.running():
             actions += self.api.workers.scale(target)
-        return actions
+        return actions, backlog, target
 
     def _budget(self, now: float, inputs: FleetInputs) -> BudgetState:
         """The month's API spend against its cap; crossing 80 % or 100 % alerts once a month."""
@@ -167,14 +165,7 @@ class Controller:
         deadline. A record no message is left for, submitted over an hour ago, is done: it is deleted,
         so the listing stays as small as the backlog. At most *parts* chunks, merged by deadline."""
         s = self.settings
-        keys = set(self.store.list(BACKLOG))
-        for key in keys - set(self._backlog_seen):
-            try:
-                self._backlog_seen[key] = load(BacklogRecord, self.store.get(key), key)
-            except (BadRecord, NotFound) as err:
-                log.warning("event=backlog-record-skipped key=%s error=%r", key, str(err))
-        for gone in set(self._backlog_seen) - keys:
-            del self._backlog_seen[gone]
+        self._backlog_seen = read_backlog(self.store, self._backlog_seen)
         left, pieces = depth, []  # (deadline, messages, audio seconds)
         for key in sorted(self._backlog_seen, reverse=True):  # keys sort by submission time
             record = self._backlog_seen[key]
@@ -201,7 +192,8 @@ class Controller:
             sizes.append(messages)
         return tuple(jobs), sizes
 
-    def _start(self, available: list[str], count: int, now: float) -> tuple[int, list[dict[str, Any]]]:
+    def _start(self, available: list[str], count: int, now: float,
+               sizes: dict[str, tuple[int, str]]) -> tuple[int, list[dict[str, Any]]]:
         """Start *count* slots, the stack's first size first, falling to the next size on no capacity.
 
         Like SkyPilot's ``EAGER_NEXT_REGION``, a capacity failure moves on at once instead of retrying
@@ -213,8 +205,8 @@ class Controller:
             ...  every size failed            -> the missing capacity is routed to the API
             t0 + allocation_backoff_seconds   -> NC4as_T4_v3 is tried first again
 
-        Each attempt is an action in the audit record, so the sequence can be read back."""
-        sizes = self._sizes
+        Each attempt is an action in the audit record, so the sequence can be read back. *sizes* maps
+        each slot to (its size's rank in the stack's order, its size)."""
         order = sorted(available, key=lambda name: (sizes.get(name, (0, ""))[0], name))
         started, actions = 0, []
         for name in order:
