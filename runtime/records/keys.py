@@ -1,0 +1,180 @@
+"""The store's layout: every key prefix spelled once, and the functions that build keys under them.
+
+Writers and readers on every side import these, so a key cannot drift between the one who writes it
+and the one who reads it. ``LAYOUT`` is the table that docs/runtime.md shows; a test holds the two
+together (``python -m runtime.records`` prints it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# -- key prefixes: the only place they are spelled ------------------------------------------------
+JOBS = "jobs/"
+SEGMENTS = "segments/"
+RESULTS = "results/"
+TRANSCRIPTS = "results/transcribe/"
+TRANSLATIONS = "results/translate/"
+POISONED = "poisoned/"
+QUEUED = "queued/"
+BACKLOG = "backlog/"
+USAGE = "usage/"
+HEARTBEATS = "heartbeats/"
+EVICTIONS = "evictions/"
+BOOTS = "boots/"
+DRAIN_REQUESTS = "drain-requests/"
+DRAINED_FOR = "drained-events/"
+AUDIT = "audit/controller/"
+CONTROL = "control/"
+MODELS = "models/"
+
+# (key pattern, written by, how): the store-layout table of docs/runtime.md.
+LAYOUT: tuple[tuple[str, str, str], ...] = (
+    (f"{JOBS}<job>.json", "submit", "write-if-absent"),
+    (f"{SEGMENTS}<segment>.flac", "submit", "write-if-absent"),
+    (f"{TRANSCRIPTS}<segment>.json", "agent", "write-if-absent: the first writer wins, later ones reuse it"),
+    (f"{TRANSLATIONS}<hash>.json", "agent", "keyed by (transcript, model, language, prompt version)"),
+    (
+        f"{POISONED}<segment>.json, …/<segment>-translate-<lang>.json",
+        "agent",
+        "why a segment (or its translation) was poisoned (`PoisonRecord`, for `status`)",
+    ),
+    (
+        f"{QUEUED}<segment>.json",
+        "submit",
+        "the segment is in the queue for that job (`QueuedRecord`): a resubmit does not enqueue it twice",
+    ),
+    (
+        f"{BACKLOG}<ms>-<job>.json",
+        "submit",
+        "what one submission queued, by when and how urgently (`BacklogRecord`): "
+        "the controller plans against it; deleted by the controller once done",
+    ),
+    (f"{HEARTBEATS}<node>.json", "agent", "overwritten every `heartbeat_seconds` (`Heartbeat`)"),
+    (
+        f"{USAGE}day=YYYY-MM-DD/node=NAME/<ms>-<rand>.jsonl",
+        "agent",
+        "append-only, one new object per flush (`UsageRecord` lines)",
+    ),
+    (f"{BOOTS}day=YYYY-MM-DD/<node>-<ms>.json", "agent", "when the engine became ready (`BootRecord`)"),
+    (
+        f"{EVICTIONS}day=YYYY-MM-DD/<node>-<event>.json",
+        "watcher",
+        "one per drain: eviction, SIGTERM, operator (`EvictionRecord`)",
+    ),
+    (f"{DRAIN_REQUESTS}<node>.json", "`spotkit node drain`", "deleted by `undrain` (`DrainRequest`)"),
+    (
+        f"{DRAINED_FOR}<event>/<vm>.json",
+        "watcher",
+        "this VM drained for an event naming several (`DrainedMarker`): the last to drain acknowledges",
+    ),
+    (f"{AUDIT}day=YYYY-MM-DD/<ms>-<rand>.json", "controller", "every scaling decision (`AuditRecord`)"),
+    (f"{CONTROL}routing.json", "controller", "the current routing (`RoutingRecord`)"),
+    (
+        f"{CONTROL}budget-alerts/YYYY-MM-<level>.json",
+        "controller",
+        "write-if-absent: the month's API spend crossed 80 % / 100 % of its cap, alerted once (`BudgetAlert`)",
+    ),
+    (
+        f"{MODELS}<model>/manifest.json, …/files/<file>",
+        "`spotkit models publish`",
+        "the model mirror, manifest written last",
+    ),
+)
+
+
+def day_of(ts: float) -> str:
+    """The UTC day partition of a timestamp."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def job_key(job: str) -> str:
+    return f"{JOBS}{job}.json"
+
+
+def audio_key(segment: str) -> str:
+    return f"{SEGMENTS}{segment}.flac"
+
+
+def result_key(task: str, segment: str) -> str:
+    return f"{RESULTS}{task}/{segment}.json"
+
+
+def translation_result_key(key: str) -> str:
+    return f"{TRANSLATIONS}{key}.json"
+
+
+def poison_key(segment: str, task: str = "transcribe", language: str = "") -> str:
+    """Why a segment's transcription (or its translation into *language*) was poisoned."""
+    return f"{POISONED}{segment}.json" if task == "transcribe" else f"{POISONED}{segment}-{task}-{language}.json"
+
+
+def queued_key(segment: str) -> str:
+    return f"{QUEUED}{segment}.json"
+
+
+def heartbeat_key(node: str) -> str:
+    return f"{HEARTBEATS}{node}.json"
+
+
+def usage_prefix(day: str | None = None) -> str:
+    return f"{USAGE}day={day}/" if day else USAGE
+
+
+def usage_key(day: str, node: str, stamp_ms: int, suffix: str) -> str:
+    return f"{usage_prefix(day)}node={node}/{stamp_ms:015d}-{suffix}.jsonl"
+
+
+def boot_key(day: str, node: str, stamp_ms: int) -> str:
+    return f"{BOOTS}day={day}/{node}-{stamp_ms}.json"
+
+
+def evictions_prefix(day: str | None = None) -> str:
+    return f"{EVICTIONS}day={day}/" if day else EVICTIONS
+
+
+def drain_request_key(node: str) -> str:
+    return f"{DRAIN_REQUESTS}{node}.json"
+
+
+def drained_marker_key(event_id: str, vm: str) -> str:
+    return f"{DRAINED_FOR}{event_id}/{vm}.json"
+
+
+def audit_prefix(day: str | None = None) -> str:
+    return f"{AUDIT}day={day}/" if day else AUDIT
+
+
+def audit_key(day: str, stamp_ms: int, suffix: str) -> str:
+    return f"{audit_prefix(day)}{stamp_ms:015d}-{suffix}.json"
+
+
+def backlog_key(job: str, stamp_ms: int) -> str:
+    return f"{BACKLOG}{stamp_ms:015d}-{job}.json"
+
+
+ROUTING_KEY = f"{CONTROL}routing.json"
+
+
+def budget_alert_key(month: str, level: str) -> str:
+    """One marker per month and level: written if absent, so the alert fires once."""
+    return f"{CONTROL}budget-alerts/{month}-{level}.json"
+
+
+def model_prefix(folder: str) -> str:
+    """The mirror of one model (*folder* is `runtime.models.folder_name` of it)."""
+    return f"{MODELS}{folder}/"
+
+
+def model_manifest_key(folder: str) -> str:
+    return f"{model_prefix(folder)}manifest.json"
+
+
+def model_file_key(folder: str, name: str) -> str:
+    return f"{model_prefix(folder)}files/{name}"
+
+
+def layout_table() -> str:
+    """`LAYOUT` as the Markdown table of docs/runtime.md (``python -m runtime.records`` prints it)."""
+    rows = "\n".join(f"| `{key}` | {who} | {how} |" for key, who, how in LAYOUT)
+    return f"| key | written by | how |\n| --- | --- | --- |\n{rows}"

@@ -1,0 +1,190 @@
+"""One typed record per kind kept in the store: the definition that writer and reader share.
+
+Every record carries ``v``, its schema version (see `runtime.records.codec` for how it is read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.records.keys import day_of, evictions_prefix
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A node's state as on-call sees it, overwritten every few seconds."""
+
+    node: str
+    state: str  # starting | idle | working | holding | draining | drained | stopped | failed
+    version: str
+    updated_at: float
+    in_flight: list[str] = field(default_factory=list)
+    processed: int = 0
+    cache_hits: int = 0
+    failures: int = 0
+    lease_expires_at: float = 0.0  # when the first held lease runs out if the node stops renewing it
+    v: int = 1
+
+    def is_fresh(self, now: float, max_age: float) -> bool:
+        return self.state not in ("stopped", "failed") and now - self.updated_at <= max_age
+
+
+OUTCOMES = ("done", "cache-hit", "requeued", "failed")
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """What a node did with one segment: the input of the cost policies and the monthly report."""
+
+    node: str
+    job: str
+    segment: str
+    task: str
+    audio_seconds: float
+    tokens_in: int
+    tokens_out: int
+    engine: str
+    model: str
+    started_at: float
+    ended_at: float
+    outcome: str  # one of OUTCOMES
+    error: str = ""
+    gpu_seconds: float = 0.0  # engine time spent on this segment (its share of the batch)
+    path: str = "fleet"  # fleet (a node's engine) | api (a metered API, billed per unit)
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class EvictionRecord:
+    """One drain: what the event was, how much notice it gave, what the node finished and handed back."""
+
+    node: str
+    event_id: str
+    event_type: str
+    origin: str  # imds | signal | drain-request
+    seen_at: float
+    not_before: float | None
+    notice_seconds: float  # NotBefore − first seen (0 when it came Started)
+    drain_started_at: float
+    drained_at: float = 0.0
+    drain_seconds: float = 0.0  # first seen → drained
+    finished: int = 0  # segments completed after the event was seen
+    requeued: int = 0
+    wasted_gpu_seconds: float = 0.0
+    will_acknowledge: bool = False  # written before the approval, which may end the VM at once
+    acknowledged_at: float | None = None  # best effort: the VM may be gone before this is stored
+    ack_error: str = ""
+    v: int = 1
+
+    def key(self) -> str:
+        return f"{evictions_prefix(day_of(self.seen_at))}{self.node}-{self.event_id}.json"
+
+
+@dataclass(frozen=True)
+class DrainRequest:
+    """An operator's request that a node drain (``spotkit node drain``)."""
+
+    id: str
+    requested_at: float
+    deadline_seconds: float = 0.0
+    reason: str = "operator drain"
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class DrainedMarker:
+    """*vm* has drained for *event_id*; an event naming several VMs is acknowledged once all have."""
+
+    event_id: str
+    vm: str
+    node: str
+    at: float
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """When a node's engine became ready, and how long after the OS booted: the policies' boot time."""
+
+    node: str
+    ready_at: float
+    model_load_seconds: float
+    os_uptime_seconds: float  # -1 when unknown
+    cache_dir_had_results: bool  # a warm persistent disk
+    engine: str
+    version: str
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class PoisonRecord:
+    """Why a segment was poisoned, for ``spotkit status``."""
+
+    segment: str
+    job: str
+    reason: str
+    at: float
+    node: str
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class QueuedRecord:
+    """A segment's transcription was enqueued for *job* at *at* (so a resubmit does not enqueue it again)."""
+
+    job: str
+    segment: str
+    at: float
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One controller decision: what it saw, what it wanted, why, and what it did."""
+
+    at: float
+    observed: dict[str, Any]
+    desired: int
+    routing: str  # self-host | split | api
+    reason: str
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    # Each input with its source (measured / price-book / flag / prior) and the break-even it implies.
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    break_even: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)  # the month's API spend against its cap
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class BacklogRecord:
+    """One submission's queued work and its deadline: what the controller plans against."""
+
+    job: str
+    submitted_at: float
+    deadline_at: float
+    priority: str  # high | normal | low
+    segments: int  # messages this submission enqueued
+    audio_seconds: float  # their speech
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    """The month's metered spend crossed a level of its cap (``80%``, ``100%``)."""
+
+    month: str
+    level: str
+    spent_usd: float
+    cap_usd: float
+    at: float
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class RoutingRecord:
+    """Where work goes now, as the controller last decided."""
+
+    routing: str
+    at: float
+    v: int = 1

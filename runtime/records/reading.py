@@ -1,0 +1,62 @@
+"""Reading records back from the store: every readable one, the unreadable ones logged and skipped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from runtime.errors import NotFound
+from runtime.records.codec import BadRecord, R, load, load_lines
+from runtime.records.keys import BACKLOG, BOOTS, HEARTBEATS, audit_prefix, evictions_prefix, usage_prefix
+from runtime.records.kinds import AuditRecord, BacklogRecord, BootRecord, EvictionRecord, Heartbeat, UsageRecord
+from runtime.store.base import ObjectStore
+
+log = logging.getLogger("spotkit.records")
+
+
+def read_all(store: ObjectStore, kind: type[R], prefix: str, lines: bool = False) -> Iterator[R]:
+    """Every readable record under *prefix* (JSON lines if *lines*), oldest key first; an unreadable
+    object is logged and skipped, so one corrupt object never hides the rest of the fleet from on-call."""
+    for key in store.list(prefix):
+        try:
+            data = store.get(key)
+            yield from (load_lines(kind, data, key) if lines else [load(kind, data, key)])
+        except BadRecord as err:
+            log.warning("event=record-skipped key=%s error=%r", key, str(err))
+
+
+def read_heartbeats(store: ObjectStore) -> list[Heartbeat]:
+    return list(read_all(store, Heartbeat, HEARTBEATS))
+
+
+def read_usage(store: ObjectStore, day: str | None = None) -> list[UsageRecord]:
+    """All usage records (or one UTC day's), oldest object first."""
+    return list(read_all(store, UsageRecord, usage_prefix(day), lines=True))
+
+
+def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionRecord]:
+    return sorted(read_all(store, EvictionRecord, evictions_prefix(day)), key=lambda r: r.seen_at)
+
+
+def read_boots(store: ObjectStore) -> list[BootRecord]:
+    return list(read_all(store, BootRecord, BOOTS))
+
+
+def read_backlog(store: ObjectStore, known: dict[str, BacklogRecord] | None = None) -> dict[str, BacklogRecord]:
+    """Every submission's backlog record by key (keys sort by submission time). A record never changes
+    once written, so those in *known* are not read again; unreadable or vanished ones are skipped."""
+    known = known or {}
+    found: dict[str, BacklogRecord] = {}
+    for key in store.list(BACKLOG):
+        if key in known:
+            found[key] = known[key]
+            continue
+        try:
+            found[key] = load(BacklogRecord, store.get(key), key)
+        except (BadRecord, NotFound) as err:
+            log.warning("event=record-skipped key=%s error=%r", key, str(err))
+    return found
+
+
+def read_audit(store: ObjectStore, day: str | None = None) -> list[AuditRecord]:
+    return list(read_all(store, AuditRecord, audit_prefix(day)))
