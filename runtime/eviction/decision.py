@@ -77,6 +77,14 @@ class Reaction:
     ack_after: tuple[str, ...] = ()  # drain: …but only once these other VMs the event names have drained too
     exit_by: float | None = None  # drain: the process may exit by then even if the sequence is unfinished
     hold_until: float | None = None  # hold: start no batch that would end after this
+    page: bool = False  # drain: alert on-call once drained (only the cloud's own events page)
+
+
+def pages(event: InterruptionEvent) -> bool:
+    """Whether a drain for *event* pages on-call. Only the cloud's own events (Scheduled Events from
+    IMDS) do; an operator's `spotkit node drain` and a routine `systemctl stop` (SIGTERM) were asked
+    for by someone who knows, so they are recorded (eviction record, `evictions list`) but not paged."""
+    return event.origin == "imds"
 
 
 def deadline_of(event: InterruptionEvent, now: float, policy: DrainPolicy) -> float:
@@ -115,7 +123,7 @@ def react(events: list[InterruptionEvent], node: NodeView, policy: DrainPolicy) 
         return Reaction("drain", f"{event.event_type} {event.event_id}: {how}", event, deadline,
                         finish_in_flight=fits, abandon_running=running and not fits, acknowledge=acknowledge,
                         ack_after=event.others if acknowledge else (),
-                        exit_by=deadline + policy.safety_margin_seconds)
+                        exit_by=deadline + policy.safety_margin_seconds, page=pages(event))
     freezes = [e for e in events if e.event_type == "Freeze" and not freeze_over(e, node.now, policy)]
     if freezes:
         event = min(freezes, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))

@@ -48,6 +48,7 @@ class _ActiveDrain:
     ack_after: tuple[str, ...] = ()  # other VMs the event names: acknowledge once they have drained too
     done: bool = False
     awaiting_others: bool = False  # drained, the acknowledgement waits for the other VMs
+    page: bool = False  # alert on-call once drained, as the decision said (`decision.pages`)
 
 
 class Watcher:
@@ -151,7 +152,7 @@ class Watcher:
         log.warning("node=%s event=drain-start type=%s id=%s notice=%.1f reason=%r", self.node,
                     event.event_type, event.event_id, notice, reaction.reason)
         vm = next((r for r in event.resources if r not in event.others), self.node)
-        return _ActiveDrain(record, reaction.acknowledge, baseline, vm, reaction.ack_after)
+        return _ActiveDrain(record, reaction.acknowledge, baseline, vm, reaction.ack_after, page=reaction.page)
 
     def _finish(self, active: _ActiveDrain) -> None:
         """The node holds nothing any more: the drain sequence, in this order.
@@ -174,7 +175,7 @@ class Watcher:
             log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
         self.agent.mark_drained()
         self._write(record)
-        if record.origin != "signal":  # a routine `systemctl stop` is recorded, not paged about
+        if active.page:  # operator drains and routine stops are recorded, not paged
             self.alerter.eviction(asdict(record))
         active.done = True
         active.record = record

@@ -280,6 +280,44 @@ def test_sigterm_and_drain_request_sources(tmp_path: Path) -> None:
     assert reaction.deadline == pytest.approx(time.time() + 19, abs=1)
 
 
+def test_operator_drains_and_stops_are_recorded_not_paged(imds: MetadataServer, tmp_path: Path) -> None:
+    """Only the cloud's events page on-call: an operator's drain and a SIGTERM leave an eviction
+    record each and post nothing, while a Preempt on the same node posts exactly one alert."""
+    received: list[dict[str, object]] = []
+
+    def webhook(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
+        received.append(body)
+        return 200, {}
+
+    hook = MetadataServer(extra=webhook).start()
+    try:
+        store = FileStore(tmp_path / "store")
+        alerter = Alerter(f"{hook.url}/admin/hook")
+        signals = SignalSource(grace_seconds=20)
+        for source in (DrainRequestSource(store, "n1", interval=0), signals):
+            watcher = Watcher("n1", [source], FakeNode(leased=1), store, DrainPolicy(safety_margin_seconds=1),
+                              alerter, time.time)
+            if source is signals:
+                signals.trigger(time.time())
+            else:
+                store.put(drain_request_key("n1"), json.dumps(
+                    {"id": "drain-op", "requested_at": time.time(), "deadline_seconds": 60}).encode())
+            reaction = watcher.step()
+            assert reaction.action == "drain" and not reaction.page
+            alerter.wait()
+        origins = sorted(load(EvictionRecord, store.get(k)).origin for k in store.list(EVICTIONS))
+        assert origins == ["drain-request", "signal"] and received == []
+        imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+        watcher, _ = make_watcher(imds, FakeNode(leased=1), tmp_path)
+        watcher.alerter = alerter
+        assert watcher.step().page
+        watcher.step()
+        alerter.wait()
+        assert [a["event_type"] for a in received] == ["Preempt"]
+    finally:
+        hook.stop()
+
+
 def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: Path) -> None:
     received: list[dict[str, object]] = []
 
