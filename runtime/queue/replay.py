@@ -3,7 +3,7 @@ is fixed (a segment's audio restored, an API key rotated, a model deployed).
 
 Requeued work is a new message on the queue it came from, so it starts with a fresh delivery count;
 its poison record (`runtime.records.PoisonRecord`, what `spotkit status` shows) is removed. Nothing
-is deleted from the poison queue except by moving it back.
+leaves the poison queue except by moving it back or by an explicit `purge`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from runtime.errors import BadMessage, SpotkitError
-from runtime.queue.base import PoisonedMessage, WorkQueue
+from runtime.queue.base import Message, PoisonedMessage, WorkQueue
 from runtime.records import poison_key
 from runtime.store.base import ObjectStore
 from runtime.work import WorkItem
@@ -55,11 +55,36 @@ def list_poisoned(queue: WorkQueue, limit: int = 32) -> list[Poisoned]:
 def requeue(queue: WorkQueue, store: ObjectStore, ids: Iterable[str] = (), everything: bool = False,
             progress: Callable[[int], None] = lambda n: None) -> tuple[int, list[str]]:
     """Move poisoned messages (by id, or all) back to *queue*; returns how many moved and the ids not found."""
+    poison = queue.poison_queue()
+
+    def move(message: Message, parsed: Poisoned) -> None:
+        queue.send(parsed.record.body if parsed.record else message.body)
+        poison.delete(message)
+        if parsed.item is not None:
+            store.delete(poison_key(parsed.item.segment, parsed.item.options.task, parsed.item.options.language))
+
+    return _each_selected(poison, ids, everything, move, progress, "requeue")
+
+
+def purge(queue: WorkQueue, ids: Iterable[str] = (), everything: bool = False,
+          progress: Callable[[int], None] = lambda n: None) -> tuple[int, list[str]]:
+    """Delete poisoned messages (by id, or all) for good; returns how many went and the ids not found.
+
+    The segments' poison records stay, so `spotkit status` still says which segments failed and why;
+    only an explicit `spotkit queue purge` (which asks first) ever deletes work from a queue."""
+    poison = queue.poison_queue()
+    return _each_selected(poison, ids, everything, lambda message, _: poison.delete(message), progress, "purge")
+
+
+def _each_selected(poison: WorkQueue, ids: Iterable[str], everything: bool,
+                   act: Callable[[Message, Poisoned], None], progress: Callable[[int], None],
+                   verb: str) -> tuple[int, list[str]]:
+    """Apply *act* to each selected poisoned message; what was looked at and not selected is visible
+    again at once. Returns how many were acted on and the wanted ids that were not there."""
     wanted = set(ids)
     if not wanted and not everything:
-        raise SpotkitError("name the poisoned message ids to requeue (from `spotkit queue poisoned`), or --all")
-    poison = queue.poison_queue()
-    moved, seen, leased_back = 0, set(), []
+        raise SpotkitError(f"name the poisoned message ids to {verb} (from `spotkit queue poisoned`), or --all")
+    done, seen, leased_back = 0, set(), []
     while True:
         batch = poison.take(32, LEASE_SECONDS)
         if not batch or all(m.id in seen for m in batch):
@@ -70,15 +95,11 @@ def requeue(queue: WorkQueue, store: ObjectStore, ids: Iterable[str] = (), every
             if not everything and message.id not in wanted:
                 leased_back.append(message)
                 continue
-            parsed = _parse(message.id, message.body)
-            queue.send(parsed.record.body if parsed.record else message.body)
-            poison.delete(message)
-            if parsed.item is not None:
-                store.delete(poison_key(parsed.item.segment, parsed.item.options.task, parsed.item.options.language))
-            moved += 1
-            progress(moved)
+            act(message, _parse(message.id, message.body))
+            done += 1
+            progress(done)
         if not everything and wanted <= seen:
             break
-    for message in leased_back:  # what was looked at and not moved is visible again at once
+    for message in leased_back:
         poison.release(message, delay=0)
-    return moved, sorted(wanted - seen)
+    return done, sorted(wanted - seen)

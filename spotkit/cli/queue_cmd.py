@@ -1,4 +1,4 @@
-"""``spotkit queue poisoned|requeue``: the poison queue for people on call (docs/runbooks/poison-queue.md)."""
+"""``spotkit queue poisoned|requeue|purge``: the poison queue for people on call (docs/runbooks/poison-queue.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from runtime.queue import open_queue
-from runtime.queue.replay import list_poisoned, requeue
+from runtime.queue.replay import list_poisoned, purge, requeue
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
 
@@ -22,6 +22,7 @@ def queue() -> None:
       spotkit queue poisoned
       spotkit queue requeue 3f9c… 77ab…
       spotkit queue requeue --all
+      spotkit queue purge 3f9c… --yes
     """
 
 
@@ -74,5 +75,33 @@ def requeue_cmd(ctx: click.Context, ids: tuple[str, ...], everything: bool) -> N
     moved, missing = requeue(open_queue(settings.queue, settings.max_deliveries), open_store(settings.store),
                              ids, everything)
     click.echo(f"requeued {moved} message{'s' if moved != 1 else ''}")
+    if missing:
+        raise click.ClickException(f"not in the poison queue: {', '.join(missing)}")
+
+
+@queue.command("purge")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Delete every poisoned message.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@click.pass_context
+@friendly_errors
+def purge_cmd(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool) -> None:
+    """Delete poisoned messages for good (their segments' poison records stay, for `status`).
+
+    The only command that deletes work from a queue: it asks first unless --yes.
+
+    \b
+    Examples:
+      spotkit queue purge 3f9c2d7e…
+      spotkit queue purge --all --yes
+    """
+    settings = settings_from(ctx)
+    if not ids and not everything:
+        raise click.UsageError("name the poisoned message ids to purge (from `spotkit queue poisoned`), or --all")
+    what = "every poisoned message" if everything else f"{len(ids)} poisoned message{'s' if len(ids) != 1 else ''}"
+    if not yes and not click.confirm(f"delete {what} from the poison queue of {settings.queue} for good?"):
+        raise click.ClickException("nothing purged")
+    gone, missing = purge(open_queue(settings.queue, settings.max_deliveries), ids, everything)
+    click.echo(f"purged {gone} message{'s' if gone != 1 else ''}")
     if missing:
         raise click.ClickException(f"not in the poison queue: {', '.join(missing)}")

@@ -14,11 +14,12 @@ import pytest
 from tests.conftest import DATA, DEMO_SAMPLE
 
 
-def spotkit(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def spotkit(home: Path, *args: str, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTKIT_")}
     child_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "spotkit", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=300, env=child_env)
+                          capture_output=True, text=True, timeout=300, env=child_env, input=input)
 
 
 def queued(home: Path) -> int:

@@ -45,6 +45,28 @@ def test_poisoned_work_is_listed_requeued_and_then_completes(tmp_path: Path) -> 
     assert spotkit(home, "queue", "requeue").returncode != 0  # neither ids nor --all: refused
 
 
+def test_purge_asks_first_and_keeps_the_poison_record(tmp_path: Path) -> None:
+    """Purge is the one way work leaves a queue for good: it asks, a "no" keeps everything, and the
+    segment's poison record stays so `status` still says what failed and why."""
+    home = tmp_path / "home"
+    job = spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10").stdout.strip()
+    store = FileStore(home / "store")
+    store.delete(audio_key(load_manifest(store, job).segments[0].id))
+    assert spotkit(home, "agent", "--until-idle", env=AGENT_ENV).returncode == 0
+    [entry] = json.loads(spotkit(home, "queue", "poisoned", "--json").stdout)
+
+    declined = spotkit(home, "queue", "purge", entry["id"], input="n\n")
+    assert declined.returncode != 0 and "nothing purged" in declined.stderr
+    assert json.loads(spotkit(home, "queue", "poisoned", "--json").stdout) == [entry]
+    assert spotkit(home, "queue", "purge").returncode == 2  # neither ids nor --all: a usage error
+
+    gone = spotkit(home, "queue", "purge", "--all", "--yes")
+    assert gone.returncode == 0 and "purged 1 message" in gone.stdout
+    assert json.loads(spotkit(home, "queue", "poisoned", "--json").stdout) == []
+    status = json.loads(spotkit(home, "status", job, "--json").stdout)
+    assert not status["complete"] and len(status["poisoned"]) == 1
+
+
 def test_evictions_list_filters_by_time_and_node_and_shows_dates_and_totals(tmp_path: Path) -> None:
     import time
 
