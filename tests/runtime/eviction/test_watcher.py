@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -280,65 +282,68 @@ def test_sigterm_and_drain_request_sources(tmp_path: Path) -> None:
     assert reaction.deadline == pytest.approx(time.time() + 19, abs=1)
 
 
-def test_operator_drains_and_stops_are_recorded_not_paged(imds: MetadataServer, tmp_path: Path) -> None:
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict[str, object]]
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A local webhook receiver (the metadata server's extra handler) and what it was sent."""
+    received: list[dict[str, object]] = []
+
+    def handle(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
+        received.append(body)
+        return 200, {}
+
+    hook = MetadataServer(extra=handle).start()
+    try:
+        yield Webhook(f"{hook.url}/admin/hook", received)
+    finally:
+        hook.stop()
+
+
+def test_operator_drains_and_stops_are_recorded_not_paged(imds: MetadataServer, tmp_path: Path,
+                                                          webhook: Webhook) -> None:
     """Only the cloud's events page on-call: an operator's drain and a SIGTERM leave an eviction
     record each and post nothing, while a Preempt on the same node posts exactly one alert."""
-    received: list[dict[str, object]] = []
-
-    def webhook(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
-        received.append(body)
-        return 200, {}
-
-    hook = MetadataServer(extra=webhook).start()
-    try:
-        store = FileStore(tmp_path / "store")
-        alerter = Alerter(f"{hook.url}/admin/hook")
-        signals = SignalSource(grace_seconds=20)
-        for source in (DrainRequestSource(store, "n1", interval=0), signals):
-            watcher = Watcher("n1", [source], FakeNode(leased=1), store, DrainPolicy(safety_margin_seconds=1),
-                              alerter, time.time)
-            if source is signals:
-                signals.trigger(time.time())
-            else:
-                store.put(drain_request_key("n1"), json.dumps(
-                    {"id": "drain-op", "requested_at": time.time(), "deadline_seconds": 60}).encode())
-            reaction = watcher.step()
-            assert reaction.action == "drain" and not reaction.page
-            alerter.wait()
-        origins = sorted(load(EvictionRecord, store.get(k)).origin for k in store.list(EVICTIONS))
-        assert origins == ["drain-request", "signal"] and received == []
-        imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
-        watcher, _ = make_watcher(imds, FakeNode(leased=1), tmp_path)
-        watcher.alerter = alerter
-        assert watcher.step().page
-        watcher.step()
+    store = FileStore(tmp_path / "store")
+    alerter = Alerter(webhook.url)
+    signals = SignalSource(grace_seconds=20)
+    for source in (DrainRequestSource(store, "n1", interval=0), signals):
+        watcher = Watcher("n1", [source], FakeNode(leased=1), store, DrainPolicy(safety_margin_seconds=1),
+                          alerter, time.time)
+        if source is signals:
+            signals.trigger(time.time())
+        else:
+            store.put(drain_request_key("n1"), json.dumps(
+                {"id": "drain-op", "requested_at": time.time(), "deadline_seconds": 60}).encode())
+        reaction = watcher.step()
+        assert reaction.action == "drain" and not reaction.page
         alerter.wait()
-        assert [a["event_type"] for a in received] == ["Preempt"]
-    finally:
-        hook.stop()
+    origins = sorted(load(EvictionRecord, store.get(k)).origin for k in store.list(EVICTIONS))
+    assert origins == ["drain-request", "signal"] and webhook.received == []
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    watcher, _ = make_watcher(imds, FakeNode(leased=1), tmp_path)
+    watcher.alerter = alerter
+    assert watcher.step().page
+    watcher.step()
+    alerter.wait()
+    assert [a["event_type"] for a in webhook.received] == ["Preempt"]
 
 
-def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: Path) -> None:
-    received: list[dict[str, object]] = []
-
-    def webhook(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
-        received.append(body)
-        return 200, {}
-
-    hook = MetadataServer(extra=webhook).start()
-    try:
-        imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
-        node = FakeNode(leased=1)
-        watcher, _ = make_watcher(imds, node, tmp_path)
-        watcher.alerter = Alerter(f"{hook.url}/admin/hook", runbook_url="https://runbook.example/evict")
-        watcher.step()
-        watcher.alerter.wait()
-        [alert] = received
-        assert alert["node"] == "spot-1" and alert["requeued"] == 1
-        assert alert["runbook"] == "https://runbook.example/evict"
-        assert "spot-1" in str(alert["text"]) and "Preempt" in str(alert["text"])
-    finally:
-        hook.stop()
+def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: Path, webhook: Webhook) -> None:
+    imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
+    node = FakeNode(leased=1)
+    watcher, _ = make_watcher(imds, node, tmp_path)
+    watcher.alerter = Alerter(webhook.url, runbook_url="https://runbook.example/evict")
+    watcher.step()
+    watcher.alerter.wait()
+    [alert] = webhook.received
+    assert alert["node"] == "spot-1" and alert["requeued"] == 1
+    assert alert["runbook"] == "https://runbook.example/evict"
+    assert "spot-1" in str(alert["text"]) and "Preempt" in str(alert["text"])
 
 
 def test_unreachable_webhook_retries_and_gives_up(imds: MetadataServer, tmp_path: Path) -> None:
