@@ -52,8 +52,8 @@ def list_poisoned(queue: WorkQueue, limit: int = 32) -> list[Poisoned]:
     return [_parse(m.id, m.body) for m in queue.poison_queue().peek(limit)]
 
 
-def requeue(queue: WorkQueue, store: ObjectStore, ids: Iterable[str] = (), everything: bool = False,
-            progress: Callable[[int], None] = lambda n: None) -> tuple[int, list[str]]:
+def requeue(queue: WorkQueue, store: ObjectStore, ids: Iterable[str] = (),
+            everything: bool = False) -> tuple[int, list[str]]:
     """Move poisoned messages (by id, or all) back to *queue*; returns how many moved and the ids not found."""
     poison = queue.poison_queue()
 
@@ -63,22 +63,20 @@ def requeue(queue: WorkQueue, store: ObjectStore, ids: Iterable[str] = (), every
         if parsed.item is not None:
             store.delete(poison_key(parsed.item.segment, parsed.item.options.task, parsed.item.options.language))
 
-    return _each_selected(poison, ids, everything, move, progress, "requeue")
+    return _each_selected(poison, ids, everything, move, "requeue")
 
 
-def purge(queue: WorkQueue, ids: Iterable[str] = (), everything: bool = False,
-          progress: Callable[[int], None] = lambda n: None) -> tuple[int, list[str]]:
+def purge(queue: WorkQueue, ids: Iterable[str] = (), everything: bool = False) -> tuple[int, list[str]]:
     """Delete poisoned messages (by id, or all) for good; returns how many went and the ids not found.
 
     The segments' poison records stay, so `spotkit status` still says which segments failed and why;
     only an explicit `spotkit queue purge` (which asks first) ever deletes work from a queue."""
     poison = queue.poison_queue()
-    return _each_selected(poison, ids, everything, lambda message, _: poison.delete(message), progress, "purge")
+    return _each_selected(poison, ids, everything, lambda message, _: poison.delete(message), "purge")
 
 
 def _each_selected(poison: WorkQueue, ids: Iterable[str], everything: bool,
-                   act: Callable[[Message, Poisoned], None], progress: Callable[[int], None],
-                   verb: str) -> tuple[int, list[str]]:
+                   act: Callable[[Message, Poisoned], None], verb: str) -> tuple[int, list[str]]:
     """Apply *act* to each selected poisoned message; what was looked at and not selected is visible
     again at once. Returns how many were acted on and the wanted ids that were not there."""
     wanted = set(ids)
@@ -97,7 +95,6 @@ def _each_selected(poison: WorkQueue, ids: Iterable[str], everything: bool,
                 continue
             act(message, _parse(message.id, message.body))
             done += 1
-            progress(done)
         if not everything and wanted <= seen:
             break
     for message in leased_back:
