@@ -220,6 +220,7 @@ def render_node_cloud_config(cfg: NodeBootConfig) -> str:
         "SPOTKIT_HOME": f"{mount}/state",
         "SPOTKIT_CACHE_DIR": f"{mount}/cache",
         "SPOTKIT_SCHEDULED_EVENTS": "on",
+        "SPOTKIT_BOOT_CLOCK": "os",  # a VM slot starts with its OS boot
         "SPOTKIT_DEVICE": "cuda",
         "SPOTKIT_COMPUTE_TYPE": compute,
         "SPOTKIT_MODEL": model,

@@ -111,7 +111,7 @@ def fleet_rtf(usage: Iterable[UsageRecord], window: str, enough: Enough) -> Sour
 
 
 def fleet_boot_seconds(boots: Iterable[BootRecord], enough: Enough) -> Sourced:
-    measured = measure_boots([{"os_uptime_seconds": b.os_uptime_seconds,
+    measured = measure_boots([{"boot_seconds": b.boot_seconds,
                                "cache_dir_had_results": b.cache_dir_had_results} for b in boots])
     if measured.warm >= enough.boots and measured.warm_median_seconds is not None:
         return Sourced(measured.warm_median_seconds, MEASURED, f"median of {measured.warm} warm-disk boots")

@@ -4,7 +4,7 @@ engines did per second of engine time, utilization is busy time over paid time.
 
 Paid (running) time is not in the usage records — a node that idles writes nothing — so it is an
 argument: the controller's audit log or the Azure bill provides it. Boot-to-ready time comes from
-the agents' boot records (``boots/``): OS uptime when the engine was ready, split by whether the
+the agents' boot records (``boots/``): seconds from slot start to a ready engine, split by whether the
 node's persistent disk already held a cache (warm) or not (cold).
 """
 
@@ -95,13 +95,14 @@ class BootMeasure:
 
 
 def measure_boots(boots: Iterable[Mapping[str, Any]]) -> BootMeasure:
-    """Median seconds from OS boot to a ready engine, for warm and cold persistent disks."""
+    """Median seconds from a slot's start to a ready engine, for warm and cold persistent disks; starts
+    that were not boots (``boot_seconds`` -1: agent restarts) are not counted."""
     warm: list[float] = []
     cold: list[float] = []
     for boot in boots:
-        uptime = float(boot.get("os_uptime_seconds", -1))
-        if uptime >= 0:
-            (warm if boot.get("cache_dir_had_results") else cold).append(uptime)
+        seconds = float(boot.get("boot_seconds", -1))
+        if seconds >= 0:
+            (warm if boot.get("cache_dir_had_results") else cold).append(seconds)
     return BootMeasure(_median(warm), _median(cold), len(warm), len(cold))
 
 

@@ -20,6 +20,8 @@ from runtime.languages import check_spoken
 from runtime.schedule import check_priority, parse_duration
 from runtime.urls import QUEUE_SCHEMES, STORE_SCHEMES, parse_backend_url
 
+BOOT_CLOCKS = ("process", "os")  # where a slot starts: runtime/agent/boot_clock.py
+
 
 def default_home() -> Path:
     return Path.home() / ".local" / "share" / "spotkit"
@@ -55,6 +57,9 @@ class Settings:
     alert_webhook: str = ""
     runbook_url: str = ""
     metrics_port: int = 0
+    # Where a slot starts, for the boot-time measurement: "process" (this agent process: local slots,
+    # laptops) or "os" (the OS boot: spot VMs, set in the node's agent.env). runtime/agent/boot_clock.py
+    boot_clock: str = "process"
     transcriber: str = "faster-whisper"  # or "openai" (metered API), "simulated" (rehearsals, chaos tests)
     simulated_speed: float = 20.0  # the simulated engine's audio seconds per second
     translator: str = "none"  # or "openai" (metered API), "vllm" (the node's vLLM server)
@@ -86,6 +91,7 @@ class Settings:
             ("retry_seconds", self.retry_seconds >= 0, "must be 0 or more"),
             ("store_retry_seconds", self.store_retry_seconds >= 0, "must be 0 or more"),
             ("metrics_port", 0 <= self.metrics_port <= 65535, "must be a TCP port, or 0 for none"),
+            ("boot_clock", self.boot_clock in BOOT_CLOCKS, f"must be one of {', '.join(BOOT_CLOCKS)}"),
             ("cpu_threads", self.cpu_threads >= 0, "must be 0 (automatic) or more"),
             ("node_name", bool(self.node_name.strip()), "must not be empty"),
             ("model", bool(self.model.strip()) or bool(self.model_path), "name a model or a model_path"),

@@ -22,10 +22,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from runtime import __version__
 from runtime.agent.batch import BatchSlot, Pending
+from runtime.agent.boot_clock import os_uptime, seconds_to_ready
 from runtime.agent.drain import AgentDrain
 from runtime.agent.leases import LeaseSet
 from runtime.agent.lifecycle import Lifecycle
@@ -64,6 +64,7 @@ class Agent:
     ) -> None:
         self.settings, self.queue, self.store, self.clock = settings, queue, store, clock
         self.node = settings.node_name
+        self._started = clock()  # the slot's start when boot_clock is `process`
         self.until_idle = until_idle
         self.backoff = Backoff(base_seconds=0.5, cap_seconds=60.0)
         self._make_transcriber, self._make_translator = transcriber, translator
@@ -322,14 +323,12 @@ class Agent:
                         self.settings.store_retry_seconds, self.clock, retrying)
 
     def _record_boot(self, load_started: float) -> None:
-        """When this node became ready, and how long since the OS booted: the controller's boot time."""
+        """When this node became ready, and how long after its slot started: the controller's boot time."""
         now = self.clock()
-        try:
-            os_uptime = float(Path("/proc/uptime").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            os_uptime = -1.0
-        record = BootRecord(self.node, now, round(now - load_started, 3), round(os_uptime, 1), self._had_cache,
-                            self.engine.engine if self.engine else "", __version__)
+        record = BootRecord(self.node, now, round(now - load_started, 3), round(os_uptime(), 1), self._had_cache,
+                            self.engine.engine if self.engine else "", __version__,
+                            round(seconds_to_ready(self.settings.boot_clock, self.settings.home, now,
+                                                   self._started), 1))
         try:
             self.store.put_if_absent(boot_key(day_of(now), self.node, int(now * 1000)), dump(record))
         except SpotkitError as err:

@@ -110,10 +110,13 @@ class BootRecord:
     node: str
     ready_at: float
     model_load_seconds: float
-    os_uptime_seconds: float  # -1 when unknown
+    os_uptime_seconds: float  # -1 when unknown; informational (a restart on a VM up for days reads days)
     cache_dir_had_results: bool  # a warm persistent disk
     engine: str
     version: str
+    # Slot start to ready (runtime/agent/boot_clock.py); -1 when this start was not a boot (a restart),
+    # and in records written before it was measured: those measure nothing.
+    boot_seconds: float = -1.0
     v: int = 1
 
 

@@ -6,6 +6,7 @@ target exists, so exactly one writer wins and readers never see a half-written o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -31,17 +32,34 @@ class FileStore(ObjectStore):
     def _temp(self, path: Path, data: bytes) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            self._discard(tmp)
+            raise
         return tmp
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        """Remove a temp file on the way out. When the directory itself refuses changes (read-only,
+        immutable) the unlink fails too; the write's own error is the one to report, and a leftover
+        ``.tmp-`` file is invisible to ``list``."""
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            os.replace(self._temp(path, data), path)
+            tmp = self._temp(path, data)
         except OSError as err:
+            raise StoreError(f"cannot write {key} to {self.root}: {err}") from None
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            self._discard(tmp)
             raise StoreError(f"cannot write {key} to {self.root}: {err}") from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -60,7 +78,7 @@ class FileStore(ObjectStore):
         except OSError as err:
             raise StoreError(f"cannot write {key} to {self.root}: {err}") from None
         finally:
-            os.unlink(tmp)
+            self._discard(tmp)
 
     def get(self, key: str) -> bytes:
         try:

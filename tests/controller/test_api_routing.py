@@ -72,7 +72,7 @@ def test_work_routed_to_the_api_completes_there_and_new_work_returns_to_the_flee
         assert entry["routing"] == "self-host" and "stop-api-worker" in [a["action"] for a in entry["actions"]]
         second = spotkit(home, "submit", str(DATA / "speech.mp3"), env=env).stdout.strip()
         again = json.loads(spotkit(home, *controller, "--spot-price-per-hour", "0.06", env=env).stdout)
-        assert again["routing"] == "self-host" and "route-to-api" not in [a["action"] for a in again["actions"]]
+        assert again["routing"] == "self-host" and "route-to-api" not in [a["action"] for a in again["actions"]], again
         assert open_queue(api_queue_url(settings.queue), env={}).approximate_count() == 0
         assert spotkit(home, "agent", "--until-idle", env=env).returncode == 0  # a fleet node's engine
         fleet_records = [r for r in read_usage(FileStore(home / "store")) if r.job == second and r.outcome == "done"]

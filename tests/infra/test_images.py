@@ -176,7 +176,8 @@ def test_node_document_installs_mounts_and_starts_the_agent() -> None:
     assert values == {
         "SPOTKIT_QUEUE": "azure-queue://spotkitdevsa01/work", "SPOTKIT_STORE": "azure-blob://spotkitdevsa01/spotkit",
         "SPOTKIT_NODE_NAME": "spotkit-slot-1", "SPOTKIT_HOME": "/mnt/spotkit/state",
-        "SPOTKIT_CACHE_DIR": "/mnt/spotkit/cache", "SPOTKIT_SCHEDULED_EVENTS": "on", "SPOTKIT_DEVICE": "cuda",
+        "SPOTKIT_CACHE_DIR": "/mnt/spotkit/cache", "SPOTKIT_SCHEDULED_EVENTS": "on", "SPOTKIT_BOOT_CLOCK": "os",
+        "SPOTKIT_DEVICE": "cuda",
         "SPOTKIT_COMPUTE_TYPE": "int8_float16", "SPOTKIT_MODEL": "large-v3",
         "SPOTKIT_MODEL_PATH": "/mnt/spotkit/models/large-v3", "SPOTKIT_METRICS_PORT": "9400",
         "SPOTKIT_SIGTERM_GRACE_SECONDS": "20", "HF_HOME": "/mnt/spotkit/models", "AZURE_CLIENT_ID": CLIENT_ID,

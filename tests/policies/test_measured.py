@@ -40,10 +40,10 @@ def test_fleet_eviction_rate_counts_spot_evictions_only() -> None:
 
 
 def test_boot_to_ready_warm_and_cold() -> None:
-    boots: list[dict[str, object]] = [{"os_uptime_seconds": 95.0, "cache_dir_had_results": True},
-             {"os_uptime_seconds": 105.0, "cache_dir_had_results": True},
-             {"os_uptime_seconds": 640.0, "cache_dir_had_results": False},
-             {"os_uptime_seconds": -1, "cache_dir_had_results": False}]  # not on Linux: no uptime
+    boots: list[dict[str, object]] = [{"boot_seconds": 95.0, "cache_dir_had_results": True},
+             {"boot_seconds": 105.0, "cache_dir_had_results": True},
+             {"boot_seconds": 640.0, "cache_dir_had_results": False},
+             {"boot_seconds": -1, "cache_dir_had_results": False}]  # a restart, not a boot
     measure = measure_boots(boots)
     assert (measure.warm_median_seconds, measure.cold_median_seconds) == (100.0, 640.0)
     assert (measure.warm, measure.cold) == (2, 1)
