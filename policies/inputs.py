@@ -140,6 +140,25 @@ def spot_price(prices: VmPrices, vm_size: str, region: str) -> Sourced:
                    f"{vm_size} spot in {region}: {prices.source}, effective {prices.effective_date}")
 
 
+def size_spot_price(flagged: float | None, primary: Sourced, size: str, found: VmPrices | str, region: str) -> Sourced:
+    """The spot price of a fallback *size*: a flag prices every size; the price source's own price for
+    the size when it has one (*found*); else the primary size's price, said to be a lower bound — a
+    fallback size is at least as large, so starting it never looks cheaper than it is by more than that.
+    *found* is the size's prices, or why the price source has none."""
+    if flagged is not None:
+        return _flag_price(flagged)
+    if isinstance(found, VmPrices) and found.spot_price_per_hour is not None:
+        return spot_price(found, size, region)
+    why = found if isinstance(found, str) else f"{found.source} lists no spot price"
+    return Sourced(primary.value, primary.source,
+                   f"no spot price for {size} in {region} ({why}); priced as the primary size, a lower bound: "
+                   f"{primary.detail}")
+
+
+def _flag_price(value: float) -> Sourced:
+    return Sourced(float(value), FLAG, f"--spot-price-per-hour {value:g}")
+
+
 def api_minute_price(price: MinutePrice) -> Sourced:
     return Sourced(price.per_minute, PRICE_BOOK, f"{price.model}: {price.source}, as of {price.as_of}")
 
@@ -152,8 +171,7 @@ def resolve_inputs(*, usage: Iterable[UsageRecord], evictions: Iterable[Eviction
     the stated prior. *window* describes the records' span for people (``since 2026-11-25``)."""
     usage, enough = list(usage), enough or Enough()
     flagged_price = flags.get("spot_price_per_hour")
-    price = (Sourced(float(flagged_price), FLAG, f"--spot-price-per-hour {flagged_price:g}")
-             if flagged_price is not None else spot_price(prices, vm_size, region))
+    price = _flag_price(flagged_price) if flagged_price is not None else spot_price(prices, vm_size, region)
     return FleetInputs(
         audio_rtf=_override("audio_rtf", flags, fleet_rtf(usage, window, enough)),
         boot_seconds=_override("boot_seconds", flags, fleet_boot_seconds(boots, enough)),

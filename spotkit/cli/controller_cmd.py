@@ -57,7 +57,7 @@ def _options(fn: F) -> F:
         click.option("--window-days", type=click.IntRange(1, 90), default=7, show_default=True,
                      help="How far back the fleet's records are measured."),
         click.option("--spot-price-per-hour", type=POSITIVE, default=None,
-                     help="Override the price book's spot price (USD/h)."),
+                     help="Override the price book's spot price (USD/h), for every VM size."),
         click.option("--boot-seconds", type=NON_NEGATIVE, default=None,
                      help="Override the measured boot-to-ready time."),
         click.option("--evictions-per-hour", type=NON_NEGATIVE, default=None,
@@ -114,7 +114,7 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
     budget = Budget(math.inf if api_budget_usd is None else api_budget_usd, budget_override)
     alerter = Alerter(settings.alert_webhook, settings.runbook_url or DEFAULT_RUNBOOK)
     return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read,
-                      api=api, budget=budget, alerter=alerter)
+                      api=api, budget=budget, alerter=alerter, size_price=reader.spot_price_of)
 
 
 @click.group()

@@ -6,7 +6,9 @@ included) times the mean segment length, converted to GPU-seconds with the real-
 within the deadline — the queue does not say how old each message is. The real-time factor, boot
 time, eviction rate and prices come from `inputs` each round (`spotkit.controller.measure`: measured
 from the fleet's records, the price book, flags or stated priors) and are written, each with its
-source, into the audit record beside the decision and the break-even they imply. Acting:
+source, into the audit record beside the decision and the break-even they imply. A GPU is priced
+at the size the next start would use: while the stack's ``vmSize`` has no capacity, the fallback size
+(``size_price``), so the break-even moves with it. Acting:
 start deallocated slots (skipping ones that failed to allocate recently — spot capacity comes and
 goes), deallocate idle slots first. When no slot can be allocated (``SkuNotAvailable``,
 ``OverconstrainedAllocationRequest``, quota) the decision falls back to routing work to the
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from policies.budget import Budget, BudgetState, api_spend, budget_state
-from policies.inputs import FleetInputs
+from policies.inputs import FleetInputs, Sourced
 from policies.prices import PriceBook, load_price_book
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
 from runtime.eviction.alerts import Alerter
@@ -76,6 +78,8 @@ class Controller:
     memory: Memory = field(default_factory=Memory)
     failed_until: dict[str, float] = field(default_factory=dict)
     size_failed_until: dict[str, float] = field(default_factory=dict)  # a VM size with no capacity now
+    # The spot price of a slot size given the primary size's (`InputReader.spot_price_of`); None: one price.
+    size_price: Callable[[str, Sourced], Sourced] | None = None
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
 
     def once(self) -> dict[str, Any]:
@@ -91,6 +95,9 @@ class Controller:
         depth = self.queue.approximate_count()
         s = self.settings
         inputs = self.inputs()
+        next_size = min((sizes[name] for name in available), default=(0, ""))[1]
+        if self.size_price is not None and next_size:  # the next start's size sets the price of a GPU
+            inputs = replace(inputs, spot_price_per_hour=self.size_price(next_size, inputs.spot_price_per_hour))
         budget = self._budget(now, inputs)
         # Work can go to the API only if there is a path that does it, and the month's budget allows.
         params = replace(s.scaling, boot_seconds=inputs.boot_seconds.value,

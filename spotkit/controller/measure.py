@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from policies.inputs import Enough, FleetInputs, resolve_inputs
-from policies.prices import VmPrices, load_price_book, load_vm_prices
+from policies.inputs import Enough, FleetInputs, Sourced, resolve_inputs, size_spot_price
+from policies.prices import PriceSourceError, VmPrices, load_price_book, load_vm_prices
 from runtime.records import AuditRecord, UsageRecord, day_of, read_audit, read_boots, read_evictions, read_usage
 from runtime.store.base import ObjectStore
 
@@ -52,13 +52,31 @@ class InputReader:
     enough: Enough = field(default_factory=Enough)
     clock: Callable[[], float] = time.time
     price_ttl_seconds: float = 3600.0
-    _prices: tuple[float, VmPrices] | None = field(default=None, init=False, repr=False)
+    # (size, region, may use the network) -> prices: the Retail Prices API, else the dated snapshot.
+    vm_prices: Callable[[str, str, bool], VmPrices] = field(
+        default=lambda size, region, network: load_vm_prices(size, region, allow_network=network))
+    _prices: dict[str, tuple[float, VmPrices]] = field(default_factory=dict, init=False, repr=False)
 
-    def prices(self) -> VmPrices:
+    def prices(self, size: str = "") -> VmPrices:
+        """The prices of *size* (default: the primary ``vm_size``), read at most once per TTL."""
+        size = size or self.vm_size
         now = self.clock()
-        if self._prices is None or now - self._prices[0] > self.price_ttl_seconds:
-            self._prices = (now, load_vm_prices(self.vm_size, self.region, allow_network=self.live_prices))
-        return self._prices[1]
+        cached = self._prices.get(size)
+        if cached is None or now - cached[0] > self.price_ttl_seconds:
+            cached = self._prices[size] = (now, self.vm_prices(size, self.region, self.live_prices))
+        return cached[1]
+
+    def spot_price_of(self, size: str, primary: Sourced) -> Sourced:
+        """What a slot of *size* costs per hour (a stack's fallback size is priced as itself).
+        *primary* is this round's price of the primary size."""
+        if not size or size == self.vm_size:
+            return primary
+        found: VmPrices | str
+        try:
+            found = self.prices(size)
+        except PriceSourceError as err:
+            found = str(err)
+        return size_spot_price(self.flags.get("spot_price_per_hour"), primary, size, found, self.region)
 
     def read(self) -> FleetInputs:
         now = self.clock()

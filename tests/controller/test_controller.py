@@ -333,3 +333,52 @@ def test_a_stopped_controller_stops_its_api_workers(arm: ArmEmulator, tmp_path: 
     stop.set()
     ctl.run(0.01, stop)
     assert workers.count == 0
+
+
+def test_while_the_primary_size_has_no_capacity_a_gpu_is_priced_as_the_fallback_size(tmp_path: Path) -> None:
+    """The break-even is computed at the price of the slot that would start: once NC4as has no capacity
+    the next GPU is an NC8as, at its own (higher) price from the price source — and when the source has
+    no price for it, at the primary price, which the audit calls a lower bound."""
+    from policies.prices import PriceNotFound, VmPrices, load_vm_prices
+    from spotkit.controller.measure import InputReader
+
+    known = {"Standard_NC8as_T4_v3": VmPrices(0.752, 0.0902, "USD", "2026-11-28", "a price source that has it")}
+
+    def prices(size: str, region: str, network: bool) -> VmPrices:
+        if size in known:
+            return known[size]
+        return load_vm_prices(size, region, allow_network=network)  # the snapshot: NC4as in eastus only
+
+    names = {"slot-1": "Standard_NC4as_T4_v3", "nc8as-1": "Standard_NC8as_T4_v3", "nc8as-2": "Standard_NC8as_T4_v3"}
+    emulator = ArmEmulator({name: "deallocated" for name in names})
+    try:
+        backend = AzureSlots(SUB, RG, list(names), credential=NoCredential(), sizes=names, base_url=emulator.url,
+                             authentication_policy=SansIOHTTPPolicy(), polling_interval=0)
+        clock = FakeClock()
+        queue, store = SqliteQueue(tmp_path / "q.db", clock=clock), FileStore(tmp_path / "store")
+        reader = InputReader(store, "Standard_NC4as_T4_v3", "eastus", live_prices=False, clock=clock,
+                             price_ttl_seconds=0, vm_prices=prices)
+        params = ScalingParams(max_slots=3, boot_seconds=0, spot_price_per_hour=0, evictions_per_hour=0)
+        ctl = Controller(backend, queue, store, ControllerSettings(scaling=params, deadline_seconds=1800,
+                                                                   segment_seconds=30), reader.read, clock,
+                         size_price=reader.spot_price_of)
+        emulator.state.sync_failures["slot-1"] = (409, "SkuNotAvailable")
+        for _ in range(3000):  # 1,800 GPU-s at the prior 50x, due in 30 min: two GPUs
+            queue.send("segment")
+        first = ctl.once()
+        assert first["inputs"]["spot_price_per_hour"]["value"] == 0.0627  # decided before NC4as failed
+        assert [(a["slot"], a["ok"]) for a in first["actions"] if a["action"] == "start"][:2] == \
+            [("slot-1", False), ("nc8as-1", True)]
+        ctl.slots.deallocate("nc8as-1")
+        clock.now += 60  # NC4as sits out its back-off: the next GPU would be an NC8as
+        priced = ctl.once()["inputs"]["spot_price_per_hour"]
+        assert priced["value"] == 0.0902 and "Standard_NC8as_T4_v3" in priced["detail"], priced
+        with pytest.raises(PriceNotFound):
+            load_vm_prices("Standard_NC8as_T4_v3", "eastus", allow_network=False)
+        known.clear()  # a price source with no price for the fallback size
+        ctl.slots.deallocate("nc8as-1")
+        clock.now += 60
+        bound = ctl.once()["inputs"]["spot_price_per_hour"]
+        assert bound["value"] == 0.0627 and "a lower bound" in bound["detail"], bound
+    finally:
+        emulator.stop()
