@@ -4,9 +4,10 @@ metered API, and where the break-even stands. Pure: the records and prices are r
 
 Fixed costs are in, because an estimate that leaves out the disks of idle slots, the controller and
 jump hosts, the NAT gateway and the **engineering tax** (the hours people spend running the fleet)
-flatters self-hosting. GPU hours come from the controller's audit log (running slots × time between
-decisions); a fleet run without the controller has no paid-time record, and the report says so
-instead of counting its GPUs as free.
+flatters self-hosting. GPU hours come from the slots' power history (`policies.power`: allocation to
+deallocation or eviction, as the controller and the watcher recorded it), or the controller's audit
+log for a month before that history existed; a fleet run with neither has no paid-time record, and
+the report says so instead of counting its GPUs as free.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from policies.breakeven import break_even_utilization, engineering_tax_usd
 from policies.budget import api_spend
+from policies.power import PaidTime
 from policies.prices import PriceBook, PriceBookError, VmPrices
-from runtime.records import AuditRecord, EvictionRecord, UsageRecord
+from runtime.records import EvictionRecord, UsageRecord
 
 HOURS_PER_MONTH = 730.0
 
@@ -54,8 +56,7 @@ class ReportInputs:
     month: str
     usage: list[UsageRecord]
     evictions: list[EvictionRecord]
-    audit: list[AuditRecord]
-    paid_node_seconds: float | None  # None: no controller audit this month
+    paid: PaidTime | None  # None: nothing recorded when slots ran this month
     prices: VmPrices
     book: PriceBook
     api_model: str = "whisper-1"
@@ -106,7 +107,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     work = _work(inputs.usage)
     api_spent, unpriced = api_spend(inputs.usage, minute.per_minute, inputs.book)
     equivalent, unpriced_equivalent = _api_equivalent(inputs.usage, minute.per_minute, inputs.book)
-    paid = inputs.paid_node_seconds
+    paid = None if inputs.paid is None else inputs.paid.seconds
     gpu_usd = None if paid is None else round(paid / 3600 * spot, 4)
     fixed = {name: round(value, 2) for name, value in inputs.fixed.lines().items()}
     total = None if gpu_usd is None else round(gpu_usd + sum(fixed.values()) + api_spent, 2)
@@ -127,8 +128,10 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         "cost_usd": {"gpu_compute": gpu_usd, "api": api_spent, "fixed": fixed, "total": total,
                      "unpriced_api_tokens": unpriced},
         "paid_node_hours": None if paid is None else round(paid / 3600, 3),
-        "paid_time_source": "controller audit log" if paid is not None else
-                            "none: no controller decisions this month, so GPU hours are unknown",
+        "paid_time_source": inputs.paid.source if inputs.paid is not None else
+                            "none: no power history or controller decisions this month, so GPU hours are unknown",
+        "paid_node_hours_by_slot": {} if inputs.paid is None else
+                                   {slot: round(s / 3600, 3) for slot, s in sorted(inputs.paid.by_slot.items())},
         "utilization": utilization,
         "idle_cost_usd": idle_usd,
         "measured_audio_rtf": None if rtf is None else round(rtf, 3),

@@ -87,6 +87,13 @@ def pages(event: InterruptionEvent) -> bool:
     return event.origin == "imds"
 
 
+def ends_paid_time(origin: str, event_type: str) -> bool:
+    """Whether the event takes the VM away (a spot ``Preempt`` deallocates or deletes it, ``Terminate``
+    deletes it): its compute stops being billed when it happens, so the slot's power history records
+    it (`runtime.records.PowerEvent` ``evicted``). Reboots, redeploys and freezes keep the VM paid."""
+    return origin == "imds" and event_type in ("Preempt", "Terminate")
+
+
 def deadline_of(event: InterruptionEvent, now: float, policy: DrainPolicy) -> float:
     if event.status == "Started" or event.not_before is None:
         return now

@@ -15,10 +15,10 @@ from typing import Protocol
 
 from runtime.errors import SpotkitError
 from runtime.eviction.alerts import Alerter
-from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView, Reaction, react
+from runtime.eviction.decision import DrainPolicy, NodeTotals, NodeView, Reaction, ends_paid_time, react
 from runtime.eviction.events import EventStore, InterruptionEvent
 from runtime.eviction.sources import EventSource
-from runtime.records import DrainedMarker, EvictionRecord, drained_marker_key, dump
+from runtime.records import DrainedMarker, EvictionRecord, PowerEvent, day_of, drained_marker_key, dump, power_key
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.watcher")
@@ -175,6 +175,8 @@ class Watcher:
             log.warning("node=%s event=usage-flush-failed error=%r (kept for retry)", self.node, str(err))
         self.agent.mark_drained()
         self._write(record)
+        if ends_paid_time(record.origin, record.event_type):
+            self._record_evicted(active.vm, record)
         if active.page:  # operator drains and routine stops are recorded, not paged
             self.alerter.eviction(asdict(record))
         active.done = True
@@ -190,6 +192,17 @@ class Watcher:
                 self.alerter.wait(timeout=max(0.0, min(2.0, deadline - self.clock() - 0.5)))
                 self._acknowledge(active)
         self.agent.release()
+
+    def _record_evicted(self, vm: str, record: EvictionRecord) -> None:
+        """Into the slot's power history, before the approval lets Azure take the VM: paid time ends
+        with the eviction (at NotBefore, or now if approved sooner), not at the controller's next look."""
+        at = self.clock() if record.not_before is None else min(self.clock(), record.not_before)
+        at = max(at, record.seen_at)
+        event = PowerEvent(vm, "evicted", at, "watcher", detail=f"{record.event_type} {record.event_id}")
+        try:
+            self.store.put_if_absent(power_key(day_of(at), vm, int(at * 1000), "evicted"), dump(event))
+        except SpotkitError as err:
+            log.warning("node=%s event=power-record-failed error=%r", self.node, str(err))
 
     def _mark_drained(self, active: _ActiveDrain) -> None:
         marker = DrainedMarker(active.record.event_id, active.vm, self.node, self.clock())

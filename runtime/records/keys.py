@@ -25,6 +25,7 @@ BOOTS = "boots/"
 DRAIN_REQUESTS = "drain-requests/"
 DRAINED_FOR = "drained-events/"
 AUDIT = "audit/controller/"
+POWER = "power/"
 CONTROL = "control/"
 MODELS = "models/"
 
@@ -70,6 +71,11 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
     ),
     (f"{AUDIT}day=YYYY-MM-DD/<ms>-<rand>.json", "controller", "every scaling decision (`AuditRecord`)"),
     (f"{CONTROL}routing.json", "controller", "the current routing (`RoutingRecord`)"),
+    (
+        f"{POWER}day=YYYY-MM-DD/<slot>/<ms>-<state>.json",
+        "controller, watcher",
+        "each change of a slot's power state, and evictions (`PowerEvent`): paid GPU hours",
+    ),
     (
         f"{CONTROL}budget-alerts/YYYY-MM-<level>.json",
         "controller",
@@ -147,6 +153,14 @@ def audit_prefix(day: str | None = None) -> str:
 
 def audit_key(day: str, stamp_ms: int, suffix: str) -> str:
     return f"{audit_prefix(day)}{stamp_ms:015d}-{suffix}.json"
+
+
+def power_prefix(day: str | None = None) -> str:
+    return f"{POWER}day={day}/" if day else POWER
+
+
+def power_key(day: str, slot: str, stamp_ms: int, state: str) -> str:
+    return f"{power_prefix(day)}{slot}/{stamp_ms:015d}-{state}.json"
 
 
 def backlog_key(job: str, stamp_ms: int) -> str:

@@ -184,6 +184,27 @@ class BudgetAlert:
     v: int = 1
 
 
+# A slot's power history: Azure's power states as the controller observes them (instance view, or the
+# local fleet), plus the marks only the node can give. Compute is billed from allocation to
+# deallocation: every state but these two is paid time (Azure bills a *stopped*, still-allocated VM).
+POWER_STATES = ("starting", "running", "stopping", "stopped", "deallocating", "deallocated", "evicted")
+UNBILLED_STATES = ("deallocated", "evicted")
+
+
+@dataclass(frozen=True)
+class PowerEvent:
+    """One change in a slot's power state: the record paid GPU hours are integrated from (heartbeats
+    are overwritten and audit entries are decisions, not states)."""
+
+    slot: str
+    state: str  # one of POWER_STATES
+    at: float
+    by: str  # observed (the controller saw it) | controller (it started or deallocated) | watcher (evicted)
+    size: str = ""  # the VM size, priced per size ("" when the fleet's slots are alike)
+    detail: str = ""
+    v: int = 1
+
+
 @dataclass(frozen=True)
 class RoutingRecord:
     """Where work goes now, as the controller last decided."""

@@ -7,8 +7,24 @@ from collections.abc import Iterator
 
 from runtime.errors import NotFound
 from runtime.records.codec import BadRecord, R, load, load_lines
-from runtime.records.keys import BACKLOG, BOOTS, HEARTBEATS, audit_prefix, evictions_prefix, usage_prefix
-from runtime.records.kinds import AuditRecord, BacklogRecord, BootRecord, EvictionRecord, Heartbeat, UsageRecord
+from runtime.records.keys import (
+    BACKLOG,
+    BOOTS,
+    HEARTBEATS,
+    audit_prefix,
+    evictions_prefix,
+    power_prefix,
+    usage_prefix,
+)
+from runtime.records.kinds import (
+    AuditRecord,
+    BacklogRecord,
+    BootRecord,
+    EvictionRecord,
+    Heartbeat,
+    PowerEvent,
+    UsageRecord,
+)
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.records")
@@ -60,3 +76,8 @@ def read_backlog(store: ObjectStore, known: dict[str, BacklogRecord] | None = No
 
 def read_audit(store: ObjectStore, day: str | None = None) -> list[AuditRecord]:
     return list(read_all(store, AuditRecord, audit_prefix(day)))
+
+
+def read_power(store: ObjectStore, day: str | None = None) -> list[PowerEvent]:
+    """Power events (all, or one UTC day's), in time order (`policies.power` orders ties)."""
+    return sorted(read_all(store, PowerEvent, power_prefix(day)), key=lambda e: e.at)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 
+from policies.power import paid_time
 from policies.prices import load_price_book, load_vm_prices
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from runtime.errors import SpotkitError
-from runtime.records import read_audit, read_evictions, read_usage
+from runtime.records import read_audit, read_evictions, read_power, read_usage
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import NON_NEGATIVE
-from spotkit.controller.measure import paid_node_seconds
 
 
 def month_days(month: str) -> tuple[list[str], float]:
@@ -77,9 +77,10 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     audit = [a for day in days for a in read_audit(store, day)]
     now = min(end, datetime.now(tz=UTC).timestamp())
     fixed = FixedCosts(disk_usd_per_slot, slots, controller_usd, jump_host_usd, nat_usd, 1.0, ops_hours, ops_rate_usd)
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
     figures = build_report(ReportInputs(
-        month, usage, [e for day in days for e in read_evictions(store, day)], audit,
-        paid_node_seconds(audit, now) if audit else None,
+        month, usage, [e for day in days for e in read_evictions(store, day)],
+        paid_time(read_power(store), audit, start, now),
         load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed))
     if fmt == "json":
         text = json.dumps(figures, indent=2) + "\n"

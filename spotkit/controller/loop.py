@@ -32,18 +32,22 @@ from policies.budget import Budget, BudgetState, api_spend, budget_state
 from policies.inputs import FleetInputs, Sourced
 from policies.prices import PriceBook, load_price_book
 from policies.scaling import Memory, Observation, QueuedJob, ScalingParams, decide
+from runtime.errors import SpotkitError
 from runtime.eviction.alerts import Alerter
 from runtime.queue.base import WorkQueue
 from runtime.records import (
+    POWER_STATES,
     ROUTING_KEY,
     AuditRecord,
     BacklogRecord,
     BudgetAlert,
+    PowerEvent,
     RoutingRecord,
     audit_key,
     budget_alert_key,
     day_of,
     dump,
+    power_key,
     read_backlog,
     read_heartbeats,
 )
@@ -81,10 +85,13 @@ class Controller:
     # The spot price of a slot size given the primary size's (`InputReader.spot_price_of`); None: one price.
     size_price: Callable[[str, Sourced], Sourced] | None = None
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
+    _power: dict[str, str] = field(default_factory=dict, repr=False)  # each slot's last recorded power state
 
     def once(self) -> dict[str, Any]:
         now = self.clock()
         states = self.slots.list_slots()
+        for state in states:
+            self._record_power(state.name, state.power, state.size, now, "observed")
         running = [s.name for s in states if s.power == "running"]
         booting = [s.name for s in states if s.power == "starting"]
         size_order = list(dict.fromkeys(s.size for s in states))  # the stack's order: vmSize, then fallbacks
@@ -224,6 +231,7 @@ class Controller:
                 continue
             try:
                 self.slots.start(name)
+                self._record_power(name, "starting", size, self.clock(), "controller")
                 started += 1
                 actions.append({"action": "start", "slot": name, "size": size, "ok": True})
             except AllocationFailed as err:
@@ -246,10 +254,25 @@ class Controller:
         for name in order[:count]:
             try:
                 self.slots.deallocate(name)
+                self._record_power(name, "deallocated", "", self.clock(), "controller")
                 actions.append({"action": "deallocate", "slot": name, "ok": True})
             except SlotError as err:
                 actions.append({"action": "deallocate", "slot": name, "ok": False, "error": str(err)})
         return actions
+
+    def _record_power(self, slot: str, state: str, size: str, at: float, by: str) -> None:
+        """A change of *slot*'s power state — ``observed`` in this round's listing, or caused by the
+        ``controller`` — into its history (paid GPU time: `policies.power`). Unchanged states write
+        nothing; a restarted controller records what it first sees again."""
+        if state not in POWER_STATES or self._power.get(slot) == state:
+            return
+        self._power[slot] = state
+        try:
+            self.store.put_if_absent(power_key(day_of(at), slot, int(at * 1000), state),
+                                     dump(PowerEvent(slot, state, at, by, size)))
+        except SpotkitError as err:  # the history has a gap; the next change is recorded again
+            self._power.pop(slot, None)
+            log.warning("event=power-record-failed slot=%s state=%s error=%r", slot, state, str(err))
 
     def _audit(self, entry: AuditRecord) -> None:
         self.store.put_if_absent(audit_key(day_of(entry.at), int(entry.at * 1000), uuid.uuid4().hex[:6]), dump(entry))

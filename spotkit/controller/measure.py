@@ -2,7 +2,7 @@
 
 `policies.inputs` turns them into sourced inputs (measured / price-book / flag / prior); this module
 does the reading. Paid node time is not in the usage records (an idle node writes nothing): it is
-integrated from the controller's own audit log — each decision saw which slots were running.
+integrated from the slots' power history (`policies.power`), or the audit log before there was one.
 Live VM prices are fetched at most once an hour; the dated snapshot answers when the API cannot.
 """
 
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from policies.inputs import Enough, FleetInputs, Sourced, resolve_inputs, size_spot_price
+from policies.power import paid_time
 from policies.prices import PriceSourceError, VmPrices, load_price_book, load_vm_prices
-from runtime.records import AuditRecord, UsageRecord, day_of, read_audit, read_boots, read_evictions, read_usage
+from runtime.records import UsageRecord, day_of, read_audit, read_boots, read_evictions, read_power, read_usage
 from runtime.store.base import ObjectStore
 
 DAY = 86400.0
@@ -26,18 +27,6 @@ def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageRecord]]
     today = datetime.fromtimestamp(now, tz=UTC).date()
     days = [today.replace(day=d).isoformat() for d in range(1, today.day + 1)]
     return today.isoformat()[:7], [r for day in days for r in read_usage(store, day)]
-
-
-def paid_node_seconds(audit: list[AuditRecord], now: float, max_gap_seconds: float = 900.0) -> float:
-    """Running slots × time between decisions, summed; a gap longer than *max_gap_seconds* (the
-    controller was down) counts as no longer than that, so an outage is not billed as running."""
-    ordered = sorted(audit, key=lambda entry: entry.at)
-    total = 0.0
-    ends = [entry.at for entry in ordered[1:]] + [now]
-    for entry, end in zip(ordered, ends[:len(ordered)], strict=True):
-        span = min(end - entry.at, max_gap_seconds)
-        total += len(entry.observed.get("running", [])) * max(0.0, span)
-    return total
 
 
 @dataclass
@@ -87,7 +76,7 @@ class InputReader:
         audit = [a for day in days for a in read_audit(self.store, day) if a.at >= since]
         return resolve_inputs(
             usage=usage, evictions=evictions, boots=read_boots(self.store),
-            paid_node_seconds=paid_node_seconds(audit, now),
+            paid_node_seconds=paid.seconds if (paid := paid_time(read_power(self.store), audit, since, now)) else 0.0,
             prices=self.prices(), api_price=load_price_book().minute_price(self.api_model), vm_size=self.vm_size,
             region=self.region, window=f"in the {self.window_days} days since {days[0]}", flags=self.flags,
             enough=self.enough)

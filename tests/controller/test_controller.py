@@ -14,9 +14,10 @@ from azure.core.credentials import AccessToken
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from policies.inputs import given
+from policies.power import paid_time
 from policies.scaling import ScalingParams
 from runtime.queue.sqlite_queue import SqliteQueue
-from runtime.records import ROUTING_KEY, dump, read_audit
+from runtime.records import ROUTING_KEY, dump, read_audit, read_power
 from runtime.store.file_store import FileStore
 from spotkit.controller.api_path import ApiPath, ApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
@@ -126,6 +127,13 @@ def test_starts_what_the_backlog_needs_then_deallocates_after_the_grace(arm: Arm
     audit = read_audit(store)
     assert len(audit) == 4 and all(e.reason for e in audit)
     assert json.loads(store.get(ROUTING_KEY))["routing"] == "self-host"
+    # The power history: every slot as first seen, each start, each deallocation — and the paid time
+    # it gives is the 260 s the started slots were allocated, nothing for the ones never started.
+    history = read_power(store)
+    assert [(e.state, e.by) for e in history if e.slot == started[0]] == [
+        ("deallocated", "observed"), ("starting", "controller"), ("running", "observed"), ("deallocated", "controller")]
+    paid = paid_time(history, audit, 0, clock.now + 1000)
+    assert paid is not None and paid.by_slot == {**{s: 0.0 for s in arm.state.power}, **{s: 260.0 for s in started}}
 
 
 def test_failed_start_falls_back_to_the_next_slot(arm: ArmEmulator, tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def test_api_while_self_hosting_loses_fleet_0_to_n_to_0_when_it_wins(api: ApiSta
     def running() -> int:
         return sum(s.power == "running" for s in slots.list_slots())
 
+    began = time.time()
     try:
         # 1. Self-hosting loses: a GPU at $1000/h with a 200 s boot, a job due in 6 minutes.
         inputs.append(given(audio_rtf=20, boot_seconds=200, evictions_per_hour=0.0, spot_price_per_hour=1000,
@@ -104,6 +105,7 @@ def test_api_while_self_hosting_loses_fleet_0_to_n_to_0_when_it_wins(api: ApiSta
     finally:
         kill_pid_files(home / "api-workers")
         fleet.down()
+    ended = time.time()
 
     paths = {(r.job, r.path) for r in read_usage(store) if r.outcome == "done"}
     assert (first, "api") in paths and (first, "fleet") not in paths
@@ -116,3 +118,14 @@ def test_api_while_self_hosting_loses_fleet_0_to_n_to_0_when_it_wins(api: ApiSta
     starts = [a for h in history for a in h["actions"] if a["action"] == "start"]
     stops = [a for h in history for a in h["actions"] if a["action"] == "deallocate"]
     assert starts and stops and any(a["action"] == "stop-api-worker" for h in history for a in h["actions"])
+
+    # The month's report prices the GPU time the power history recorded: slots billed only while
+    # allocated (within this test's wall time), and never less than the fleet's engines were busy.
+    month = time.strftime("%Y-%m", time.gmtime())
+    report = json.loads(spotkit(home, "report", "--month", month, "--prices", "snapshot", "--format", "json").stdout)
+    assert report["paid_time_source"].startswith("power-state history"), report["paid_time_source"]
+    by_slot = report["paid_node_hours_by_slot"]
+    assert set(by_slot) == {"local-1", "local-2"}
+    paid_seconds = sum(by_slot.values()) * 3600
+    assert 0 < paid_seconds <= 2 * (ended - began)
+    assert report["work"]["busy_gpu_seconds"] <= paid_seconds + 2 * 3.6  # hours are rounded to 3 decimals

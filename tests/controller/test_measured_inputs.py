@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from policies.inputs import FLAG, MEASURED, PRIOR, Enough, fleet_eviction_rate, fleet_rtf, resolve_inputs
+from policies.power import audit_seconds
 from policies.prices import load_price_book, snapshot_vm_prices
 from runtime.config import load_settings
 from runtime.fleet.local_fleet import Fleet
 from runtime.fleet.supervisor import state_path
 from runtime.records import AuditRecord, UsageRecord, read_usage
 from runtime.store.file_store import FileStore
-from spotkit.controller.measure import paid_node_seconds
 from tests.cli.test_cli import spotkit
 from tests.conftest import DEMO_SAMPLE
 
@@ -78,10 +78,10 @@ def test_the_fleet_engine_with_the_most_audio_is_measured_and_api_work_is_not() 
 
 def test_eviction_rate_needs_paid_hours_from_the_audit_log() -> None:
     audit = [AuditRecord(at, {"running": ["a", "b"]}, 2, "self-host", "") for at in (0.0, 600.0, 1200.0)]
-    assert paid_node_seconds(audit, now=1800.0) == 2 * 1800 and paid_node_seconds([], now=5.0) == 0
+    assert audit_seconds(audit, now=1800.0) == 2 * 1800 and audit_seconds([], now=5.0) == 0
     gap = [AuditRecord(0.0, {"running": ["a"]}, 1, "self-host", ""), AuditRecord(86400.0, {"running": []}, 0,
                                                                                   "self-host", "")]
-    assert paid_node_seconds(gap, now=86400.0) == 900  # the controller was down: not billed as running
+    assert audit_seconds(gap, now=86400.0) == 900  # the controller was down: not billed as running
     assert fleet_eviction_rate([], 3600, "w", Enough()).source == PRIOR
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
 from policies.report import FixedCosts, ReportInputs, build_report, markdown
 from runtime.records import EvictionRecord, UsageRecord
@@ -20,8 +21,8 @@ def test_a_month_with_paid_hours_fixed_costs_and_evictions() -> None:
     usage = [done(3600.0, 72.0)] * 100 + [done(600.0, 0.0, path="api")] + [done(1200.0, 0.0, outcome="cache-hit")]
     eviction = EvictionRecord("n", "e1", "Preempt", "imds", 0.0, 30.0, 30.0, 0.0, 5.0, 5.0, 3, 1, 12.0)
     fixed = FixedCosts(ops_hours=2, ops_hourly_rate_usd=50)
-    report = build_report(ReportInputs("2026-11", usage, [eviction], [], 10 * 3600.0, PRICES, load_price_book(),
-                                       fixed=fixed))
+    report = build_report(ReportInputs("2026-11", usage, [eviction], PaidTime(10 * 3600.0, "test"), PRICES,
+                                       load_price_book(), fixed=fixed))
     cost = report["cost_usd"]
     assert cost["gpu_compute"] == pytest.approx(0.6) and cost["api"] == pytest.approx(0.06)
     assert cost["fixed"]["engineering tax"] == 100.0 and cost["fixed"]["disks"] == 76.0
@@ -40,10 +41,10 @@ def test_a_month_with_paid_hours_fixed_costs_and_evictions() -> None:
 
 def test_missing_prices_are_refused() -> None:
     with pytest.raises(ValueError, match="no spot price"):
-        build_report(ReportInputs("2026-11", [done(1.0, 1.0)], [], [], None,
+        build_report(ReportInputs("2026-11", [done(1.0, 1.0)], [], None,
                                   VmPrices(0.5, None, "USD", "x", "src"), load_price_book()))
     with pytest.raises(ValueError, match="no per-minute price"):
-        build_report(ReportInputs("2026-11", [done(1.0, 1.0)], [], [], None, PRICES, load_price_book(),
+        build_report(ReportInputs("2026-11", [done(1.0, 1.0)], [], None, PRICES, load_price_book(),
                                   api_model="nope"))
     with pytest.raises(ValueError, match="ops_hours"):
         FixedCosts(ops_hours=float("nan"))

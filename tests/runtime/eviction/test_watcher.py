@@ -23,7 +23,7 @@ from runtime.eviction.sources import (
 from runtime.eviction.watcher import Watcher
 from runtime.fleet.metadata_server import MetadataServer
 from runtime.fleet.metadata_state import Fault
-from runtime.records import EVICTIONS, EvictionRecord, drain_request_key, load
+from runtime.records import EVICTIONS, EvictionRecord, drain_request_key, load, read_power
 from runtime.store.file_store import FileStore
 from tests.support.azurite import free_port
 
@@ -132,6 +132,10 @@ def test_preempt_drains_records_then_acknowledges(imds: MetadataServer, tmp_path
     assert node.drained_when_flushed == [True]
     stored = load(EvictionRecord, store.get(record.key()))
     assert stored == record and stored.event_type == "Preempt" and stored.node == "spot-1"
+    # Paid time ends with the eviction: the slot's power history says so, before the approval.
+    [evicted] = read_power(store)
+    assert (evicted.slot, evicted.state, evicted.by) == ("spot-1", "evicted", "watcher")
+    assert record.seen_at <= evicted.at <= record.acknowledged_at and event.event_id in evicted.detail
     watcher.step()
     assert len(watcher.records) == 1  # one record per event, however long it stays
 
@@ -324,6 +328,7 @@ def test_operator_drains_and_stops_are_recorded_not_paged(imds: MetadataServer, 
         alerter.wait()
     origins = sorted(load(EvictionRecord, store.get(k)).origin for k in store.list(EVICTIONS))
     assert origins == ["drain-request", "signal"] and webhook.received == []
+    assert read_power(store) == []  # the VM stays allocated: paid time goes on
     imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
     watcher, _ = make_watcher(imds, FakeNode(leased=1), tmp_path)
     watcher.alerter = alerter
