@@ -61,6 +61,8 @@ class ReportInputs:
     book: PriceBook
     api_model: str = "whisper-1"
     fixed: FixedCosts = field(default_factory=FixedCosts)
+    # Each job's (media seconds, speech seconds) from its manifest: what the segmenter left out.
+    media: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
@@ -88,6 +90,23 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
     return {"jobs": len(jobs), "segments": segments, "audio_seconds": {k: round(v, 3) for k, v in done.items()},
             "tokens": tokens, "cache_hits": cache_hits, "cache_hit_audio_seconds": round(cache_audio, 3),
             "busy_gpu_seconds": round(busy, 3)}
+
+
+def silence_skipped_seconds(usage: Iterable[UsageRecord], media: Mapping[str, tuple[float, float]]) -> float:
+    """Seconds of silence the segmenter kept from the engines this month. Each job's silence counts
+    in proportion to the share of its speech transcribed this month, so a job that spans two months
+    is split between them and counted once; jobs without a manifest count nothing."""
+    done: dict[str, float] = {}
+    for r in usage:
+        if r.outcome == "done" and r.task == "transcribe":
+            done[r.job] = done.get(r.job, 0.0) + r.audio_seconds
+    total = 0.0
+    for job, speech_done in done.items():
+        if job in media:
+            duration, speech = media[job]
+            share = 1.0 if speech <= 0 else min(1.0, speech_done / speech)
+            total += max(0.0, duration - speech) * share
+    return total
 
 
 def _api_equivalent(usage: Iterable[UsageRecord], per_minute: float, book: PriceBook) -> tuple[float, int]:
@@ -119,6 +138,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     spot_evictions = [e for e in inputs.evictions if e.origin == "imds"]
     wasted = sum(e.wasted_gpu_seconds for e in inputs.evictions)
     all_audio_hours = (fleet_audio + work["audio_seconds"]["api"]) / 3600
+    silence = silence_skipped_seconds(inputs.usage, inputs.media)
     return {
         "month": inputs.month,
         "work": work,
@@ -140,12 +160,23 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         "api_equivalent_unpriced_tokens": unpriced_equivalent,
         "savings_usd": None if total is None else round(equivalent - total, 2),
         "cache_savings_usd": round(work["cache_hit_audio_seconds"] / 60 * minute.per_minute, 4),
+        "cache_savings_gpu_usd": None if rtf is None else round(work["cache_hit_audio_seconds"] / rtf / 3600 * spot, 4),
+        "silence_skipped": _silence(silence, rtf, spot, minute.per_minute),
         "break_even_utilization": None if rtf is None else round(
             break_even_utilization(spot, rtf, minute.per_minute / 60), 4),
         "evictions": {"count": len(inputs.evictions), "spot": len(spot_evictions),
                       "requeued_segments": sum(e.requeued for e in inputs.evictions),
                       "wasted_gpu_seconds": round(wasted, 3), "wasted_usd": round(wasted / 3600 * spot, 4)},
     }
+
+
+def _silence(seconds: float, rtf: float | None, spot: float, per_minute: float) -> dict[str, float | None]:
+    """Silence never sent to a GPU, and what it would have cost: GPU time at the fleet's measured
+    real-time factor, and the API's per-minute price had the whole media been sent."""
+    gpu = None if rtf is None else seconds / rtf
+    return {"audio_seconds": round(seconds, 3), "gpu_seconds": None if gpu is None else round(gpu, 3),
+            "gpu_usd": None if gpu is None else round(gpu / 3600 * spot, 4),
+            "api_usd": round(seconds / 60 * per_minute, 4)}
 
 
 def markdown(report: Mapping[str, Any]) -> str:
@@ -162,7 +193,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"{audio['fleet'] / 3600:.2f} audio hours on the fleet, {audio['api'] / 3600:.2f} on the API; "
         f"{work['tokens']['in']:,} tokens in, {work['tokens']['out']:,} out; {work['cache_hits']} cache hits "
         f"({work['cache_hit_audio_seconds'] / 3600:.2f} h not redone, "
-        f"{usd(report['cache_savings_usd'])} at API prices).",
+        f"{usd(report['cache_savings_usd'])} at API prices, {usd(report['cache_savings_gpu_usd'])} of GPU time); "
+        f"{report['silence_skipped']['audio_seconds'] / 3600:.2f} h of silence never sent to an engine "
+        f"({usd(report['silence_skipped']['gpu_usd'])} of GPU time, {usd(report['silence_skipped']['api_usd'])} "
+        "at API prices).",
         "",
         "| cost | USD |",
         "| --- | ---: |",

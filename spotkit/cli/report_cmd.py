@@ -15,10 +15,25 @@ from policies.power import paid_time
 from policies.prices import load_price_book, load_vm_prices
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from runtime.errors import SpotkitError
+from runtime.jobs import load_manifest
 from runtime.records import read_audit, read_evictions, read_power, read_usage
 from runtime.store import open_store
+from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import NON_NEGATIVE
+
+
+def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
+    """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
+    (a job deleted since, or work from before manifests were kept) and count no silence."""
+    media = {}
+    for job in sorted(jobs):
+        try:
+            manifest = load_manifest(store, job)
+        except SpotkitError:
+            continue
+        media[job] = (manifest.duration_seconds, manifest.speech_seconds)
+    return media
 
 
 def month_days(month: str) -> tuple[list[str], float]:
@@ -81,7 +96,8 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     figures = build_report(ReportInputs(
         month, usage, [e for day in days for e in read_evictions(store, day)],
         paid_time(read_power(store), audit, start, now),
-        load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed))
+        load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed,
+        media_of(store, {r.job for r in usage if r.outcome == "done"})))
     if fmt == "json":
         text = json.dumps(figures, indent=2) + "\n"
     elif fmt == "csv":

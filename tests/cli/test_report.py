@@ -38,6 +38,12 @@ def test_report_counts_the_work_done_and_prices_it_as_the_api_would(tmp_path: Pa
     assert first["api_equivalent_usd"] == round(speech / 60 * per_minute, 2)
     assert first["paid_node_hours"] is None and "GPU hours are unknown" in str(first["paid_time_source"])
     assert isinstance(first["measured_audio_rtf"], float) and first["measured_audio_rtf"] > 0
+    manifest = load_manifest(FileStore(home / "store"), job)
+    silence = first["silence_skipped"]
+    assert isinstance(silence, dict) and manifest.duration_seconds > manifest.speech_seconds  # the demo pauses
+    assert silence["audio_seconds"] == pytest.approx(manifest.duration_seconds - manifest.speech_seconds, abs=1e-3)
+    assert silence["api_usd"] == pytest.approx(silence["audio_seconds"] / 60 * per_minute, abs=1e-4)
+    assert silence["gpu_seconds"] == pytest.approx(silence["audio_seconds"] / first["measured_audio_rtf"], rel=1e-2)
 
     # The same file again: answered from the cache — no more audio of work, but cache savings.
     assert spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "10").returncode == 0

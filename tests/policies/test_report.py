@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
-from policies.report import FixedCosts, ReportInputs, build_report, markdown
+from policies.report import FixedCosts, ReportInputs, build_report, markdown, silence_skipped_seconds
 from runtime.records import EvictionRecord, UsageRecord
 
 PRICES = VmPrices(0.526, 0.06, "USD", "2026-11-01", "test prices")
@@ -33,10 +35,23 @@ def test_a_month_with_paid_hours_fixed_costs_and_evictions() -> None:
     assert report["api_equivalent_usd"] == round(audio_minutes * 0.006, 2)
     assert report["savings_usd"] == pytest.approx(report["api_equivalent_usd"] - cost["total"], abs=0.01)
     assert report["cache_savings_usd"] == pytest.approx(20 * 0.006)
+    assert report["cache_savings_gpu_usd"] == pytest.approx(1200 / 50 / 3600 * 0.06)
     assert report["evictions"]["wasted_usd"] == pytest.approx(12 / 3600 * 0.06)
     assert 0 < report["break_even_utilization"] < 1
     text = markdown(report)
     assert "| **total** |" in text and "savings" in text and "test prices" in text
+
+
+def test_silence_is_counted_once_across_the_months_a_job_spans() -> None:
+    """A 100 s file with 60 s of speech: 40 s of silence, split by the share of its speech done in
+    each month; a job with no manifest counts nothing; redone segments never count past the whole."""
+    def seg(job: str, audio: float) -> UsageRecord:
+        return replace(done(audio, 1.0), job=job)
+
+    media = {"j1": (100.0, 60.0)}
+    assert silence_skipped_seconds([seg("j1", 15.0)], media) == pytest.approx(10.0)
+    assert silence_skipped_seconds([seg("j1", 45.0)], media) == pytest.approx(30.0)
+    assert silence_skipped_seconds([seg("j1", 60.0), seg("j1", 30.0), seg("ghost", 9.0)], media) == 40.0
 
 
 def test_missing_prices_are_refused() -> None:
