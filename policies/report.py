@@ -218,7 +218,22 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"API {report['prices']['api_price_per_audio_minute']} USD/min ({report['prices']['api_source']}). "
         f"Paid time: {report['paid_time_source']}.",
     ]
+    advice = report.get("recommendation")
+    if advice:
+        action = advice["action"].replace("-", " ")
+        lines += ["", f"**Recommendation: {action}** — " + "; ".join(advice["reasons"]) + "."]
+    compared = report.get("change")
+    if compared:
+        lines += ["", f"| against {compared['previous_month']} | then | now | change |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {_figure(f['previous'])} | {_figure(f['now'])} | {_figure(f['change'], signed=True)} |"
+                  for name, f in compared["figures"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _figure(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value:+,.4g}" if signed else f"{value:,.4g}"
 
 
 def csv_rows(report: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -8,11 +8,13 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from policies.power import paid_time
 from policies.prices import load_price_book, load_vm_prices
+from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from runtime.errors import SpotkitError
 from runtime.jobs import load_manifest
@@ -34,6 +36,11 @@ def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float
             continue
         media[job] = (manifest.duration_seconds, manifest.speech_seconds)
     return media
+
+
+def previous_month(month: str) -> str:
+    first = datetime.strptime(month, "%Y-%m")
+    return f"{first.year - 1}-12" if first.month == 1 else f"{first.year}-{first.month - 1:02d}"
 
 
 def month_days(month: str) -> tuple[list[str], float]:
@@ -83,21 +90,30 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     """
     settings = settings_from(ctx)
     month = month or datetime.now(tz=UTC).strftime("%Y-%m")
-    days, end = month_days(month)
     store = open_store(settings.store)
-    usage = [r for day in days for r in read_usage(store, day)]
-    if not usage:
+    fixed = FixedCosts(disk_usd_per_slot, slots, controller_usd, jump_host_usd, nat_usd, 1.0, ops_hours, ops_rate_usd)
+    vm_prices = load_vm_prices(vm_size, region, allow_network=prices == "live")
+    power = read_power(store)
+
+    def figures_of(month: str) -> dict[str, Any] | None:
+        days, end = month_days(month)
+        usage = [r for day in days for r in read_usage(store, day)]
+        if not usage:
+            return None
+        audit = [a for day in days for a in read_audit(store, day)]
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
+        return build_report(ReportInputs(
+            month, usage, [e for day in days for e in read_evictions(store, day)],
+            paid_time(power, audit, start, min(end, datetime.now(tz=UTC).timestamp())), vm_prices,
+            load_price_book(), api_model, fixed, media_of(store, {r.job for r in usage if r.outcome == "done"})))
+
+    figures = figures_of(month)
+    if figures is None:
         raise SpotkitError(f"no usage records for {month} in {store.url}: nothing was processed that month "
                            "(check --month and SPOTKIT_STORE)")
-    audit = [a for day in days for a in read_audit(store, day)]
-    now = min(end, datetime.now(tz=UTC).timestamp())
-    fixed = FixedCosts(disk_usd_per_slot, slots, controller_usd, jump_host_usd, nat_usd, 1.0, ops_hours, ops_rate_usd)
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
-    figures = build_report(ReportInputs(
-        month, usage, [e for day in days for e in read_evictions(store, day)],
-        paid_time(read_power(store), audit, start, now),
-        load_vm_prices(vm_size, region, allow_network=prices == "live"), load_price_book(), api_model, fixed,
-        media_of(store, {r.job for r in usage if r.outcome == "done"})))
+    figures["recommendation"] = recommend(figures)
+    previous = figures_of(previous_month(month))
+    figures["change"] = None if previous is None else change(figures, previous)
     if fmt == "json":
         text = json.dumps(figures, indent=2) + "\n"
     elif fmt == "csv":

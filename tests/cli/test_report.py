@@ -10,7 +10,9 @@ import pytest
 
 from policies.prices import load_price_book
 from runtime.jobs import load_manifest
+from runtime.records import usage_prefix
 from runtime.store.file_store import FileStore
+from spotkit.cli.report_cmd import previous_month
 from tests.cli.test_cli import spotkit
 from tests.conftest import DEMO_SAMPLE
 
@@ -68,6 +70,21 @@ def test_report_counts_the_work_done_and_prices_it_as_the_api_would(tmp_path: Pa
     assert spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "-o", str(written)).returncode == 0
     assert written.read_text() == text.stdout
 
+    # No paid-time record: the advice is to measure; no earlier month: no change to show.
+    assert second["recommendation"]["action"] == "measure" and second["change"] is None  # type: ignore[index]
+    assert "**Recommendation: measure**" in text.stdout
+    # Last month's work (the same records, a month earlier): the report compares the two.
+    store = FileStore(home / "store")
+    earlier = previous_month(MONTH)
+    for key in store.list(usage_prefix()):
+        day = key.split("day=", 1)[1].split("/", 1)[0]
+        store.put(key.replace(f"day={day}", f"day={earlier}-01"), store.get(key))
+    compared = report(home)["change"]
+    assert isinstance(compared, dict) and compared["previous_month"] == earlier
+    assert compared["figures"]["fleet_audio_seconds"]["change"] == 0.0
+    assert f"| against {earlier} | then | now | change |" in spotkit(home, "report", "--month", MONTH, "--prices",
+                                                                   "snapshot").stdout
+
 
 @pytest.mark.parametrize("args, words", [
     (["--month", "2026-13"], "give a month as YYYY-MM"),
@@ -78,3 +95,8 @@ def test_bad_report_input_is_one_line(tmp_path: Path, args: list[str], words: st
     out = spotkit(tmp_path / "home", "report", "--prices", "snapshot", *args)
     assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr
     assert len([line for line in out.stderr.splitlines() if line.lower().startswith("error")]) == 1
+
+
+@pytest.mark.parametrize("month, before", [("2026-01", "2025-12"), ("2026-12", "2026-11"), ("2026-10", "2026-09")])
+def test_the_month_before(month: str, before: str) -> None:
+    assert previous_month(month) == before
