@@ -16,6 +16,7 @@ from policies.power import paid_time
 from policies.prices import load_price_book, load_vm_prices
 from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
+from policies.report_html import html_page
 from runtime.errors import SpotkitError
 from runtime.jobs import load_manifest
 from runtime.records import read_audit, read_evictions, read_power, read_usage
@@ -57,8 +58,9 @@ def month_days(month: str) -> tuple[list[str], float]:
 
 @click.command()
 @click.option("--month", default=None, help="YYYY-MM (default: this month, so far).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md", show_default=True,
-              help="md for people, json for scripts, csv (figure,value) for spreadsheets.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv"]), default="md",
+              show_default=True, help="md for people, html (with the break-even chart) for a browser or a ticket, "
+                                      "json for scripts, csv (figure,value) for spreadsheets.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Write here instead of stdout.")
 @click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True)
 @click.option("--region", envvar="SPOTKIT_REGION", default="eastus", show_default=True)
@@ -85,6 +87,7 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     Examples:
       spotkit report                                  # this month so far, Markdown
       spotkit report --month 2026-11 --format json -o november.json
+      spotkit report --month 2026-11 --format html -o november.html   # with the break-even chart
       spotkit report --format csv > month.csv          # figure,value rows for a spreadsheet
       spotkit report --ops-hours 12 --ops-rate-usd 120   # your own engineering tax
     """
@@ -122,6 +125,8 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
         writer.writerow(("figure", "value"))
         writer.writerows(csv_rows(figures))
         text = buffer.getvalue()
+    elif fmt == "html":
+        text = html_page(figures)
     else:
         text = markdown(figures)
     if out is None:
