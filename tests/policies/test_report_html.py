@@ -71,10 +71,18 @@ def test_chromium_renders_the_month_on_the_break_even_chart(tmp_path: Path) -> N
     expected = lines["fixed_usd"] / (lines["api_usd_per_audio_hour"] - lines["fleet_usd_per_audio_hour"])
     assert f"{expected:,.1f} audio hours a month" in dom.stdout
 
-    shot = browser(tmp_path, html_page(report), "--screenshot", "--window-size=800,1200")
+    # It loads with no console errors, and its screenshot is far from blank: a page with nothing on it,
+    # shot the same way in the same run, compresses to a fraction of the report's size.
+    shot = browser(tmp_path, html_page(report), "--screenshot", "--window-size=800,1200",
+                   "--enable-logging=stderr", "--v=0")
     assert shot.returncode == 0, shot.stderr
+    assert "CONSOLE" not in shot.stderr, shot.stderr
     png = (tmp_path / "screenshot.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (800, 1200)
+    assert browser(tmp_path, "<!doctype html><title>blank</title>", "--screenshot", "--window-size=800,1200",
+                   ).returncode == 0
+    blank = (tmp_path / "screenshot.png").read_bytes()
+    assert len(png) > 5 * len(blank), (len(png), len(blank))
 
 
 def test_a_month_without_fleet_work_says_why_there_is_no_chart(tmp_path: Path) -> None:
