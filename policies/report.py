@@ -227,6 +227,20 @@ def markdown(report: Mapping[str, Any]) -> str:
         lines += ["", f"| against {compared['previous_month']} | then | now | change |", "| --- | ---: | ---: | ---: |"]
         lines += [f"| {name} | {_figure(f['previous'])} | {_figure(f['now'])} | {_figure(f['change'], signed=True)} |"
                   for name, f in compared["figures"].items()]
+    checked = report.get("reconciliation")
+    if checked:
+        lines += ["", f"**Checked against the bill** (FocusCost {checked['focus_version']}, "
+                      f"{checked['rows']['used']} rows; {checked['rows']['other_environments']} of other "
+                      "environments left out):", "",
+                  "| line | estimated | billed | difference | why |", "| --- | ---: | ---: | ---: | --- |"]
+        lines += [f"| {c['line']} | {usd(c['estimated_usd'])} | {usd(c['billed_usd'])} | "
+                  f"{_figure(c['difference_usd'], signed=True)} | {c['explanation']} |" for c in checked["lines"]]
+        lines += [f"| **total** | **{usd(checked['estimated_usd'])}** | **{usd(checked['billed_usd'])}** | "
+                  f"**{_figure(checked['difference_usd'], signed=True)}** | |", ""]
+        apart = ", ".join(f"{name} {usd(value)}" for name, value in checked["credits_and_adjustments_usd"].items())
+        lines.append(f"Shown apart: {apart or 'no credits or adjustments'}; corrections of earlier periods "
+                     f"{usd(checked['corrections_usd'])} (in their lines). Not on the Azure bill: "
+                     + ", ".join(checked["not_on_the_azure_bill"]) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import gzip
 import io
 import json
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from policies.focus import Bill, FocusError, read_bill, reconcile
 from policies.power import paid_time
 from policies.prices import load_price_book, load_vm_prices
 from policies.recommend import change, recommend
@@ -37,6 +39,21 @@ def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float
             continue
         media[job] = (manifest.duration_seconds, manifest.speech_seconds)
     return media
+
+
+def read_bill_file(path: Path, resource_group: str, slots: set[str], start: float, end: float) -> Bill:
+    """A FocusCost export from disk: CSV, or gzip CSV; one clear line for anything else."""
+    if path.suffix.lower() == ".parquet":
+        raise SpotkitError(f"--bill {path}: Parquet exports are not read yet; export the FocusCost dataset as CSV")
+    try:
+        opener = gzip.open if path.suffix.lower() == ".gz" else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            return read_bill(reader, reader.fieldnames or [], resource_group, slots, start, end)
+    except FocusError as err:
+        raise SpotkitError(f"--bill {path}: {err}") from None
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as err:
+        raise SpotkitError(f"--bill {path}: cannot read it as a CSV export ({err})") from None
 
 
 def previous_month(month: str) -> str:
@@ -76,11 +93,18 @@ def month_days(month: str) -> tuple[list[str], float]:
 @click.option("--ops-hours", type=NON_NEGATIVE, default=4.0, show_default=True,
               help="Hours people spent running the fleet this month (the engineering tax).")
 @click.option("--ops-rate-usd", type=NON_NEGATIVE, default=100.0, show_default=True)
+@click.option("--bill", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="An Azure Cost Management FocusCost export (CSV or .csv.gz) to check the estimate against.")
+@click.option("--resource-group", envvar="SPOTKIT_RESOURCE_GROUP", default=None,
+              help="The environment's resource group: the bill's other rows are left out. Needed with --bill.")
+@click.option("--slot-vms", envvar="SPOTKIT_SLOT_VMS", default="",
+              help="The slots' VM names (NAME[:SIZE],…), beside those in the power history: their VMs are GPU compute.")
 @click.pass_context
 @friendly_errors
 def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm_size: str, region: str,
            prices: str, api_model: str, slots: int, disk_usd_per_slot: float, controller_usd: float,
-           jump_host_usd: float, nat_usd: float, ops_hours: float, ops_rate_usd: float) -> None:
+           jump_host_usd: float, nat_usd: float, ops_hours: float, ops_rate_usd: float, bill: Path | None,
+           resource_group: str | None, slot_vms: str) -> None:
     """What the fleet cost this month, what it did, and what the API would have charged for it.
 
     \b
@@ -90,7 +114,10 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
       spotkit report --month 2026-11 --format html -o november.html   # with the break-even chart
       spotkit report --format csv > month.csv          # figure,value rows for a spreadsheet
       spotkit report --ops-hours 12 --ops-rate-usd 120   # your own engineering tax
+      spotkit report --month 2026-11 --bill focus-2026-11.csv.gz --resource-group spotkit-prod
     """
+    if bill is not None and not resource_group:
+        raise SpotkitError("--bill needs --resource-group (or SPOTKIT_RESOURCE_GROUP): the environment's rows")
     settings = settings_from(ctx)
     month = month or datetime.now(tz=UTC).strftime("%Y-%m")
     store = open_store(settings.store)
@@ -117,6 +144,11 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     figures["recommendation"] = recommend(figures)
     previous = figures_of(previous_month(month))
     figures["change"] = None if previous is None else change(figures, previous)
+    if bill is not None and resource_group:
+        _, end = month_days(month)
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
+        slot_names = set(figures["paid_node_hours_by_slot"]) | {e.split(":", 1)[0] for e in slot_vms.split(",") if e}
+        figures["reconciliation"] = reconcile(figures, read_bill_file(bill, resource_group, slot_names, start, end))
     if fmt == "json":
         text = json.dumps(figures, indent=2) + "\n"
     elif fmt == "csv":

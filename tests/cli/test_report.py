@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,3 +101,40 @@ def test_bad_report_input_is_one_line(tmp_path: Path, args: list[str], words: st
 @pytest.mark.parametrize("month, before", [("2026-01", "2025-12"), ("2026-12", "2026-11"), ("2026-10", "2026-09")])
 def test_the_month_before(month: str, before: str) -> None:
     assert previous_month(month) == before
+
+
+def test_the_bill_is_read_from_a_gzip_export_and_bad_bills_are_one_line(tmp_path: Path) -> None:
+    """The CLI end of reconciliation: a month of records in the store (as agents write them), a gzip
+    FocusCost export beside it; and every kind of bad bill refused in one line."""
+    import csv
+    import gzip
+
+    from runtime.records import UsageRecord, dump, usage_key
+    from tests.policies.test_focus import BILL, COLUMNS
+
+    home = tmp_path / "home"
+    store = FileStore(home / "store")
+    record = UsageRecord("slot-1", "j" * 24, "s", "transcribe", 3600.0, 0, 0, "faster-whisper", "large-v3",
+                         time.time(), time.time() + 72, "done", gpu_seconds=72.0)
+    store.put(usage_key(time.strftime("%Y-%m-%d", time.gmtime()), "slot-1", 1, "x"), dump(record) + b"\n")
+    this_month = [dict(r, ChargePeriodStart=r["ChargePeriodStart"].replace("2026-11", MONTH),
+                       ChargePeriodEnd=r["ChargePeriodEnd"].replace("2026-11", MONTH)) for r in BILL]
+    export = tmp_path / "focus.csv.gz"
+    with gzip.open(export, "wt", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(this_month)
+    checked = report(home, "--bill", str(export), "--resource-group", "spotkit-prod", "--slot-vms", "slot-1,slot-2")
+    reconciliation = checked["reconciliation"]
+    assert isinstance(reconciliation, dict) and reconciliation["rows"]["other_environments"] == 1
+    assert reconciliation["credits_and_adjustments_usd"] == {"Credit": -10.0}
+    assert {line["line"] for line in reconciliation["lines"]} >= {"GPU compute", "disks", "NAT gateway"}
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("Cost,Date\n1,2026-11-01\n")
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    for args, words in ((["--bill", str(export)], "--bill needs --resource-group"),
+                        (["--bill", str(broken), "--resource-group", "g"], "lacks the column(s) BilledCost"),
+                        (["--bill", str(tmp_path / "x.parquet"), "--resource-group", "g"], "export the FocusCost")):
+        out = spotkit(home, "report", "--prices", "snapshot", *args)
+        assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -1,0 +1,115 @@
+"""Reading a FocusCost export and checking the estimate against it. The files are built here from
+the FOCUS specification's columns (and Azure's ``x_`` extensions), with the awkward rows a real bill
+has: other environments, credits, corrections, an hour straddling the month's end, 1.0's value names."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from policies.focus import FocusError, read_bill, reconcile
+from policies.power import PaidTime
+from policies.prices import VmPrices, load_price_book
+from policies.report import FixedCosts, ReportInputs, build_report, markdown
+from runtime.records import UsageRecord
+
+COLUMNS = ["BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "ChargeCategory", "ChargeClass",
+           "ChargePeriodStart", "ChargePeriodEnd", "ResourceId", "ResourceName", "ServiceName", "SkuId",
+           "PricingCategory", "x_PricingSubcategory", "ConsumedQuantity", "ConsumedUnit", "Tags"]
+SUB = "/subscriptions/0000/resourceGroups/{group}/providers/"
+START = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+END = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+
+
+def row(resource: str, cost: float, *, group: str = "spotkit-prod", start: str = "2026-11-10T00:00:00Z",
+        end: str = "2026-11-11T00:00:00Z", category: str = "Usage", charge_class: str = "", pricing: str = "Standard",
+        hours: float | None = None) -> dict[str, str]:
+    return {"BilledCost": str(cost), "EffectiveCost": str(cost), "ListCost": str(cost), "BillingCurrency": "USD",
+            "ChargeCategory": category, "ChargeClass": charge_class, "ChargePeriodStart": start,
+            "ChargePeriodEnd": end, "ResourceId": SUB.format(group=group) + resource,
+            "ResourceName": resource.rsplit("/", 1)[-1], "ServiceName": "Virtual Machines", "SkuId": "x",
+            "PricingCategory": pricing, "x_PricingSubcategory": "Spot" if pricing == "Dynamic" else "",
+            "ConsumedQuantity": "" if hours is None else str(hours), "ConsumedUnit": "Hours" if hours else "",
+            "Tags": "{}"}
+
+
+VM = "Microsoft.Compute/virtualMachines/"
+BILL = [
+    row(VM + "slot-1", 5.0, pricing="Dynamic", hours=80.0),
+    row(VM + "slot-2", 1.25, pricing="Dynamic", hours=20.0),
+    # An hour straddling the month's end: half of it is November's.
+    row(VM + "slot-1", 0.0626, pricing="Dynamic", hours=1.0, start="2026-11-30T23:30:00Z", end="2026-12-01T00:30:00Z"),
+    row(VM + "controller", 30.0), row(VM + "jump", 12.0),
+    row("Microsoft.Compute/disks/slot-1-data", 38.0), row("Microsoft.Compute/disks/slot-2-data", 38.0),
+    row("Microsoft.Network/natGateways/nat", 32.4), row("Microsoft.Storage/storageAccounts/sa", 0.8),
+    row("Microsoft.KeyVault/vaults/kv", 0.03),
+    row(VM + "slot-1", 2.0, group="someone-else", pricing="Dynamic", hours=30.0),  # another environment
+    row(VM + "slot-1", -10.0, category="Credit"),  # shown apart
+    row(VM + "slot-1", 0.5, charge_class="Correction", pricing="Dynamic"),  # corrects October, billed now
+    row(VM + "slot-1", 9.0, start="2026-10-05T00:00:00Z", end="2026-10-06T00:00:00Z"),  # October's
+]
+
+
+def csv_of(rows: list[dict[str, str]], columns: list[str] = COLUMNS) -> tuple[list[str], list[dict[str, str]]]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    reader = csv.DictReader(io.StringIO(buffer.getvalue()))
+    return list(reader.fieldnames or []), list(reader)
+
+
+def test_the_environment_s_month_by_line_with_credits_and_corrections_apart() -> None:
+    columns, rows = csv_of(BILL)
+    bill = read_bill(rows, columns, "spotkit-prod", {"slot-1", "slot-2"}, START, END)
+    assert bill.lines["GPU compute"] == pytest.approx(5.0 + 1.25 + 0.0313 + 0.5)
+    assert bill.slot_hours == {"slot-1": pytest.approx(80.5), "slot-2": 20.0}
+    assert bill.lines["controller and jump hosts"] == 42.0 and bill.lines["disks"] == 76.0
+    assert bill.lines["NAT gateway"] == 32.4 and bill.lines["storage"] == 0.8 and bill.lines["other"] == 0.03
+    assert bill.apart == {"Credit": -10.0} and bill.corrections_usd == 0.5
+    assert (bill.other_environments, bill.outside_month) == (1, 1)
+    assert bill.version == "1.1+"
+
+
+def test_the_estimate_against_the_bill_explains_the_gpu_difference() -> None:
+    usage = [UsageRecord("slot-1", "j", "s", "transcribe", 50 * 3600.0, 0, 0, "faster-whisper", "large-v3", 0.0, 1.0,
+                         "done", gpu_seconds=3600.0)] * 50
+    paid = PaidTime(100 * 3600.0, "test", {"slot-1": 80 * 3600.0, "slot-2": 20 * 3600.0})
+    report = build_report(ReportInputs("2026-11", usage, [], paid, VmPrices(0.526, 0.0627, "USD", "d", "test"),
+                                       load_price_book(), fixed=FixedCosts()))
+    columns, rows = csv_of(BILL)
+    checked = reconcile(report, read_bill(rows, columns, "spotkit-prod", {"slot-1", "slot-2"}, START, END))
+    gpu = next(line for line in checked["lines"] if line["line"] == "GPU compute")
+    assert gpu["estimated_usd"] == pytest.approx(100 * 0.0627) and gpu["billed_usd"] == pytest.approx(6.7813)
+    assert "billed 100.50 h" in gpu["explanation"] and "100 h" in gpu["explanation"]
+    assert checked["credits_and_adjustments_usd"] == {"Credit": -10.0}
+    assert checked["difference_usd"] == pytest.approx(checked["billed_usd"] - checked["estimated_usd"], abs=0.01)
+    assert [s["slot"] for s in checked["slots"]] == ["slot-1", "slot-2"] and checked["slots"][1]["billed_hours"] == 20
+    report["reconciliation"] = checked
+    text = markdown(report)
+    assert "**Checked against the bill**" in text and "Credit $-10.00" in text and "| GPU compute |" in text
+
+
+def test_focus_1_0_value_names_are_read_and_an_unknown_version_is_refused() -> None:
+    columns, rows = csv_of([row(VM + "slot-1", 1.0, pricing="On-Demand"), row(VM + "jump", 1.0,
+                                                                           pricing="Commitment-Based")])
+    assert read_bill(rows, columns, "spotkit-prod", {"slot-1"}, START, END).version == "1.0"
+    columns, rows = csv_of([row(VM + "slot-1", 1.0, pricing="Reserved-ish")])
+    with pytest.raises(FocusError, match="unknown FOCUS version"):
+        read_bill(rows, columns, "spotkit-prod", set(), START, END)
+
+
+@pytest.mark.parametrize("columns, rows, words", [
+    ([c for c in COLUMNS if c != "BilledCost"], [row(VM + "a", 1.0)], "lacks the column(s) BilledCost"),
+    (COLUMNS, [{**row(VM + "a", 1.0), "BilledCost": "lots"}], "BilledCost 'lots' is not a number"),
+    (COLUMNS, [{**row(VM + "a", 1.0), "ChargePeriodStart": "yesterday"}], "is not a date and time"),
+])
+def test_a_file_that_is_not_a_focus_export_is_one_reason(columns: list[str], rows: list[dict[str, str]],
+                                                         words: str) -> None:
+    header, parsed = csv_of(rows, columns)
+    with pytest.raises(FocusError) as err:
+        read_bill(parsed, header, "spotkit-prod", set(), START, END)
+    assert words in str(err.value)
