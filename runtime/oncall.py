@@ -8,11 +8,24 @@ from dataclasses import asdict
 from typing import Any
 
 from runtime.errors import SpotkitError
-from runtime.records import DrainRequest, drain_request_key, dump, read_evictions, read_heartbeats
+from runtime.records import DrainRequest, Heartbeat, drain_request_key, dump, read_evictions, read_heartbeats
 from runtime.store.base import ObjectStore
 
 # A node that drained or stopped is expected to fall silent (deallocated, shut down): say what it was.
 QUIET_STATES = ("drained", "stopped", "failed")
+
+
+def heartbeat_max_age(heartbeat_seconds: float) -> float:
+    """How old a heartbeat may get before its node counts as gone: three missed beats, never under
+    30 s (a slow store write or a loaded node must not make a live node look dead). One threshold for
+    `status`, `node list` and `queue leases|release`, so they never disagree about a node."""
+    return max(30.0, 3 * heartbeat_seconds)
+
+
+def shown_state(beat: Heartbeat, now: float, stale_after: float) -> str:
+    """The state on-call sees: the node's own, or ``silent`` once its heartbeat is older than
+    *stale_after* — unless its last word was that it drained or stopped."""
+    return beat.state if beat.state in QUIET_STATES or now - beat.updated_at <= stale_after else "silent"
 
 
 def list_nodes(store: ObjectStore, now: float | None = None,
@@ -21,7 +34,7 @@ def list_nodes(store: ObjectStore, now: float | None = None,
     rows = []
     for beat in read_heartbeats(store):
         age = now - beat.updated_at
-        state = beat.state if beat.state in QUIET_STATES or age <= stale_after else "silent"
+        state = shown_state(beat, now, stale_after)
         rows.append({"node": beat.node, "state": state, "seconds_since_heartbeat": round(age, 1),
                      "in_flight": len(beat.in_flight), "processed": beat.processed,
                      "cache_hits": beat.cache_hits, "failures": beat.failures, "version": beat.version,

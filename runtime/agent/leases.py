@@ -2,6 +2,8 @@
 
 Every queue call on a leased message goes through `LeaseSet.settle` or `renew_all`, under one lock,
 so the renewer never swaps a pop receipt while the worker is deleting or releasing with the old one.
+`published` is what the heartbeat carries: each held message with its current receipt, so on-call
+can hand a dead node's work back (`spotkit queue release`) instead of waiting out its leases.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 from runtime.errors import LeaseLost, QueueError
 from runtime.queue.base import Message, WorkQueue
+from runtime.records import HeldLease
 
 log = logging.getLogger("spotkit.agent")
 
@@ -22,7 +25,7 @@ class LeaseSet:
         self.queue = queue
         self.clock = clock
         self._held: dict[str, Message] = {}
-        self._segments: dict[str, str] = {}  # message id -> segment id, once parsed
+        self._tags: dict[str, tuple[str, str]] = {}  # message id -> (segment id, job id), once parsed
         self._expires: dict[str, float] = {}  # message id -> when its lease runs out unless renewed
         self._lock = threading.Lock()
 
@@ -32,12 +35,6 @@ class LeaseSet:
                 self._expires[message.id] = self.clock() + lease_seconds
             self._held[message.id] = message
 
-    def expires_at(self) -> float:
-        """When the first held lease runs out if this node stops renewing (0 when none is held):
-        how long on-call waits for a dead node's work to come back."""
-        with self._lock:
-            return min((self._expires[m] for m in self._held if m in self._expires), default=0.0)
-
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._held)
@@ -46,15 +43,17 @@ class LeaseSet:
         with self._lock:
             return self._held.get(message_id)
 
-    def tag(self, message_id: str, segment: str) -> None:
+    def tag(self, message_id: str, segment: str, job: str = "") -> None:
         with self._lock:
             if message_id in self._held:
-                self._segments[message_id] = segment
+                self._tags[message_id] = (segment, job)
 
-    def segments(self) -> list[str]:
-        """Segment ids of the held messages that have been parsed (for heartbeats)."""
+    def published(self) -> list[HeldLease]:
+        """Every held message with its *current* pop receipt and lease expiry, for the heartbeat: taken
+        under the lock, so a receipt is never one the renewer has just replaced."""
         with self._lock:
-            return [self._segments[m] for m in self._held if m in self._segments]
+            return [HeldLease(m.id, m.pop_receipt, self._expires.get(m.id, 0.0), *self._tags.get(m.id, ("", "")))
+                    for m in self._held.values()]
 
     def __len__(self) -> int:
         with self._lock:
@@ -69,7 +68,7 @@ class LeaseSet:
         """
         with self._lock:
             message = self._held.pop(message_id, None)
-            segment = self._segments.pop(message_id, None)
+            tags = self._tags.pop(message_id, None)
             expires = self._expires.pop(message_id, None)
             if message is None:
                 return False
@@ -82,8 +81,8 @@ class LeaseSet:
                 return False
             except Exception:
                 self._held[message_id] = message
-                if segment is not None:
-                    self._segments[message_id] = segment
+                if tags is not None:
+                    self._tags[message_id] = tags
                 if expires is not None:
                     self._expires[message_id] = expires
                 raise
@@ -105,7 +104,7 @@ class LeaseSet:
                 except LeaseLost as err:
                     log.warning("lease lost on %s during renewal: %s", message_id, err)
                     del self._held[message_id]
-                    self._segments.pop(message_id, None)
+                    self._tags.pop(message_id, None)
                     self._expires.pop(message_id, None)
                 except QueueError as err:
                     log.warning("renewing %s failed, will retry: %s", message_id, err)

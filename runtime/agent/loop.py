@@ -131,11 +131,16 @@ class Agent:
 
     def beat(self) -> None:
         """Write the heartbeat. Serialised, state read inside the lock: a beat the ticker composed
-        before the drain was marked can never land after the drained one and hide it."""
+        before the drain was marked can never land after the drained one and hide it. The held leases
+        (current receipts) are one snapshot, from which the in-flight segments and first expiry follow;
+        the ticker beats right after renewing, so a receipt is stale only while that write is on its way."""
         with self._beat_lock:
             counts = self.settler.counts()
-            beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(), self.leases.segments(),
-                             counts.processed, counts.cache_hits, counts.failures, self.leases.expires_at())
+            held = self.leases.published()
+            beat = Heartbeat(self.node, self.lifecycle.state, __version__, self.clock(),
+                             [lease.segment for lease in held if lease.segment], counts.processed,
+                             counts.cache_hits, counts.failures, min((lease.expires_at for lease in held), default=0.0),
+                             held)
             try:
                 self.store.put(heartbeat_key(self.node), dump(beat))
             except SpotkitError as err:
@@ -244,7 +249,7 @@ class Agent:
         except BadMessage as err:
             self.settler.poison(message, str(err))
             return None
-        self.leases.tag(message.id, item.segment)
+        self.leases.tag(message.id, item.segment, item.job)
         return Pending(message, item)
 
     def _answer_from_cache(self, pending: Pending) -> bool:

@@ -1,7 +1,8 @@
 """Records as JSON: one writer (`dump`) and one reader (`load`) that checks every field's type.
 
 A reader refuses a record from a newer spotkit with a clear error rather than misreading it, and reads
-one without ``v`` (written before records were versioned) as version 1.
+one without ``v`` (written before records were versioned) as version 1. A field that is a list of
+record parts (``Heartbeat.leases``) is read back as those parts, each field checked the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from typing import Any, TypeVar
 
 from runtime.errors import SpotkitError
@@ -40,6 +41,11 @@ def load(kind: type[R], data: bytes | str | dict[str, Any], where: str = "") -> 
     known = _field_default(kind, "v")
     if not isinstance(version, int) or version > known:
         raise BadRecord(f"{label} has version {version!r}, this spotkit reads up to {known}; upgrade spotkit")
+    return _fields(kind, raw, label)
+
+
+def _fields(kind: type[R], raw: dict[str, Any], label: str) -> R:
+    """*kind* from the checked fields of *raw* (a record, or a record's part such as a `HeldLease`)."""
     hints = typing.get_type_hints(kind)
     values: dict[str, Any] = {}
     for f in fields(kind):  # type: ignore[arg-type]
@@ -66,9 +72,24 @@ def _checked(value: Any, hint: Any, label: str) -> Any:
             return float(value)
         if base is int and isinstance(value, int) and not isinstance(value, bool):
             return value
+        part = _part_kind(option) if base is list else None
+        if part is not None and isinstance(value, list):  # a list of record parts: each one checked
+            return [_part(part, element, f"{label}[{n}]") for n, element in enumerate(value)]
         if base in (str, bool, list, dict) and isinstance(value, base):
             return value
     raise BadRecord(f"{label} is {value!r}, expected {hint}")
+
+
+def _part_kind(hint: Any) -> type | None:
+    """The record part a ``list[Part]`` field holds (a dataclass), or None for a list of plain values."""
+    args = typing.get_args(hint)
+    return args[0] if len(args) == 1 and is_dataclass(args[0]) and isinstance(args[0], type) else None
+
+
+def _part(kind: type[R], value: Any, label: str) -> R:
+    if not isinstance(value, dict):
+        raise BadRecord(f"{label} is {value!r}, expected a JSON object ({kind.__name__})")
+    return _fields(kind, value, label)
 
 
 def load_lines(kind: type[R], data: bytes, where: str = "") -> list[R]:

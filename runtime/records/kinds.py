@@ -12,6 +12,19 @@ from runtime.records.keys import day_of, evictions_prefix
 
 
 @dataclass(frozen=True)
+class HeldLease:
+    """One message a node holds, as its heartbeat publishes it: Azure queues show only visible messages
+    and change one only with its current pop receipt, so this is how on-call sees and hands back a dead
+    node's work (`spotkit queue leases|release`). Part of `Heartbeat`; no version of its own."""
+
+    message_id: str
+    pop_receipt: str  # the current one: it changes on every renewal
+    expires_at: float  # when the lease runs out unless renewed (the node's clock)
+    segment: str = ""  # "" until the message is parsed (or when it is not a work item)
+    job: str = ""
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """A node's state as on-call sees it, overwritten every few seconds."""
 
@@ -24,6 +37,9 @@ class Heartbeat:
     cache_hits: int = 0
     failures: int = 0
     lease_expires_at: float = 0.0  # when the first held lease runs out if the node stops renewing it
+    # Every held message with its current pop receipt (at most batch_size, ≤ 32: about 250 bytes each).
+    # Empty in heartbeats of agents from before leases were published.
+    leases: list[HeldLease] = field(default_factory=list)
     v: int = 1
 
     def is_fresh(self, now: float, max_age: float) -> bool:

@@ -16,6 +16,7 @@ from runtime.errors import SpotkitError
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
 from runtime.jobs import submit as submit_job
+from runtime.oncall import heartbeat_max_age
 from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.work import TaskOptions
@@ -101,7 +102,7 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     """
     settings = settings_from(ctx)
     result = job_status(open_store(settings.store), job,
-                        heartbeat_max_age=max(30.0, 3 * settings.heartbeat_seconds))
+                        heartbeat_max_age=heartbeat_max_age(settings.heartbeat_seconds))
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return

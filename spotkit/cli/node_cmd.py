@@ -39,7 +39,9 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     Examples:
       spotkit node list --json | jq '.[] | select(.state == "silent")'
     """
-    rows = oncall.list_nodes(open_store(settings_from(ctx).store))
+    settings = settings_from(ctx)
+    rows = oncall.list_nodes(open_store(settings.store),
+                             stale_after=oncall.heartbeat_max_age(settings.heartbeat_seconds))
     if as_json:
         click.echo(json.dumps(rows))
         return

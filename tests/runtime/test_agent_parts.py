@@ -1,10 +1,15 @@
-"""The agent's parts on their own: the batch slot's hand-over to a drain, the lifecycle's derived state."""
+"""The agent's parts on their own: the batch slot's hand-over to a drain, the lifecycle's derived state,
+the leases a heartbeat publishes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from runtime.agent.batch import BatchSlot, Pending
+from runtime.agent.leases import LeaseSet
 from runtime.agent.lifecycle import Lifecycle
 from runtime.queue.base import Message
+from runtime.queue.sqlite_queue import SqliteQueue
 from runtime.work import TaskOptions, WorkItem
 from tests.conftest import FakeClock
 
@@ -59,3 +64,24 @@ def test_state_is_derived_from_its_owners() -> None:
     assert life.resume() and life.state == "idle"
     life.end(failed=False)
     assert life.state == "stopped" and life.stop.is_set()
+
+
+def test_the_published_receipt_is_the_current_one_after_every_renewal(tmp_path: Path) -> None:
+    clock = FakeClock()
+    queue = SqliteQueue(tmp_path / "q.db", clock=clock)
+    queue.send("a")
+    queue.send("b")
+    leases = LeaseSet(queue, clock)
+    for message in queue.receive(2, 60):
+        leases.add(message, 60)
+    first = leases.published()
+    leases.tag(first[0].message_id, "seg-a", "job-a")
+    clock.now += 20
+    assert leases.renew_all(60) == 2
+    renewed = leases.published()
+    assert [h.message_id for h in renewed] == [h.message_id for h in first]
+    assert all(new.pop_receipt != old.pop_receipt for new, old in zip(renewed, first, strict=True))
+    assert [h.expires_at for h in renewed] == [clock.now + 60] * 2
+    assert (renewed[0].segment, renewed[0].job, renewed[1].segment) == ("seg-a", "job-a", "")
+    assert leases.settle(renewed[0].message_id, queue.delete)
+    assert [h.message_id for h in leases.published()] == [renewed[1].message_id]

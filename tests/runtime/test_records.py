@@ -15,6 +15,7 @@ from runtime.records import (
     DrainRequest,
     EvictionRecord,
     Heartbeat,
+    HeldLease,
     UsageRecord,
     dump,
     load,
@@ -61,6 +62,28 @@ def test_one_corrupt_heartbeat_never_hides_the_others(tmp_path: object) -> None:
     store.put("heartbeats/good.json", dump(Heartbeat("good", "idle", "1", 1.0)))
     store.put("heartbeats/bad.json", b'{"node": ')
     assert [b.node for b in read_heartbeats(store)] == ["good"]
+
+
+def test_a_heartbeat_carries_its_leases_and_one_without_them_still_reads() -> None:
+    leases = [HeldLease("m1", "r1", 160.0, "s1", "j1"), HeldLease("m2", "r2", 161.0)]
+    record = Heartbeat("n1", "working", "1", 100.0, ["s1"], lease_expires_at=160.0, leases=leases)
+    assert load(Heartbeat, dump(record)) == record
+    assert json.loads(dump(record))["leases"][1] == {"message_id": "m2", "pop_receipt": "r2",
+                                                     "expires_at": 161.0, "segment": "", "job": ""}
+    older = {"node": "n0", "state": "working", "version": "0.1", "updated_at": 100, "in_flight": ["s1"]}
+    assert load(Heartbeat, json.dumps(older)).leases == []
+
+
+@pytest.mark.parametrize("leases, problem", [
+    ('"m1"', "field 'leases' is 'm1'"),
+    ('["m1"]', "field 'leases'[0] is 'm1', expected a JSON object (HeldLease)"),
+    ('[{"message_id": "m1", "expires_at": 1}]', "field 'leases'[0] lacks the field 'pop_receipt'"),
+    ('[{"message_id": "m1", "pop_receipt": "r", "expires_at": "soon"}]', "field 'leases'[0]: field 'expires_at'"),
+])
+def test_a_malformed_lease_entry_is_a_bad_record_naming_it(leases: str, problem: str) -> None:
+    data = f'{{"node": "n1", "state": "working", "version": "1", "updated_at": 1, "leases": {leases}}}'
+    with pytest.raises(BadRecord, match=re.escape(problem)):
+        load(Heartbeat, data, "heartbeats/n1.json")
 
 
 @given(st.binary(max_size=200))
