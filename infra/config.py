@@ -66,6 +66,7 @@ class StackConfig:
     api_workers: int = 0
     api_budget_usd: float | None = None
     api_model: str = "whisper-1"
+    runbook_base_url: str = ""  # where the alerts' runbook links point; "" = the deployed version's docs
     # Secret values (pulumi.Output[str] when given); never rendered into custom data.
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -251,6 +252,10 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if not _DEPLOYMENT.match(api_model):
         raise StackConfigError(f"{NAMESPACE}:apiModel = {api_model!r} is not a model or deployment name "
                                f"{_fix('apiModel', 'whisper-1')}")
+    runbooks = str(raw.get("runbookBaseUrl") or "").strip()
+    if runbooks and not re.match(r"^https://[^\s\"'<>]+$", runbooks):
+        raise StackConfigError(f"{NAMESPACE}:runbookBaseUrl = {runbooks!r} must be an https URL where "
+                               f"docs/runbooks is served {_fix('runbookBaseUrl', 'https://wiki.example.com/spotkit/runbooks')}")
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
@@ -260,7 +265,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         spotkit_pip_spec=pip_spec, segment_retention_days=retention,
         vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
         azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
-        api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model,
+        api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model, runbook_base_url=runbooks,
         secrets=dict(secrets or {}),
     )
 
@@ -290,7 +295,7 @@ def load_stack_config() -> StackConfig:
             "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider", "alertEmails",
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
             "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
-            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel")
+            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl")
     raw: dict[str, Any] = {}
     for key in keys:
         value = config.get_object(key) if key in ("fallbackSizes", "models", "alertEmails", "tags") else config.get(key)

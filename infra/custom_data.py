@@ -79,6 +79,7 @@ class NodeBootConfig:
     translator_model: str = ""  # the vLLM model, or the metered API's model / Azure OpenAI deployment
     azure_openai_endpoint: str = ""  # set: the metered API is Azure OpenAI, reached with the node's identity
     azure_openai_api_version: str = "2024-10-21"
+    runbook_base_url: str = ""  # the stack's runbookBaseUrl: where alerts' runbook links point
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,10 @@ class ControllerBootConfig:
     min_running: int = 0  # slots the controller keeps running (the stack's minRunning)
     azure_openai_endpoint: str = ""
     azure_openai_api_version: str = "2024-10-21"
+    runbook_base_url: str = ""
+
+
+_RUNBOOKS = re.compile(r"https://[A-Za-z0-9._~:/?#@!&*+,;=%-]+")
 
 
 def _fail(where: str, value: object, why: str) -> ValueError:
@@ -148,6 +153,9 @@ def _common(kind: str, cfg: NodeBootConfig | ControllerBootConfig) -> dict[str, 
         if name not in SECRET_ENV_VARS:
             raise _fail(f"{kind}.secret_names", name, f"unknown secret; known: {', '.join(sorted(SECRET_ENV_VARS))}")
     env = {"SPOTKIT_QUEUE": queue, "SPOTKIT_STORE": store, "AZURE_CLIENT_ID": client, "KEY_VAULT_NAME": vault}
+    if cfg.runbook_base_url:
+        env["SPOTKIT_RUNBOOK_BASE_URL"] = _match(f"{kind}.runbook_base_url", cfg.runbook_base_url, _RUNBOOKS,
+                                                 "must be an https URL where docs/runbooks is served")
     if secrets:
         env["KEY_VAULT_SECRETS"] = ",".join(f"{name}:{SECRET_ENV_VARS[name]}" for name in secrets)
     return env

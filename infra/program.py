@@ -24,6 +24,7 @@ from infra.custom_data import (
     render_controller_cloud_config,
     render_node_cloud_config,
 )
+from runtime.eviction.alerts import runbook_url
 
 
 def build(cfg: StackConfig) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
                 secret_names=secret_names,
                 translator=cfg.translator_provider, translator_model=cfg.translator_model,
                 azure_openai_endpoint=cfg.azure_openai_endpoint,
-                azure_openai_api_version=cfg.azure_openai_api_version))))
+                azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url))))
 
     pool = GpuPool(f"{prefix}-gpu", GpuPoolArgs(
         group.name, loc, tags, prefix, cfg.slot_count, cfg.vm_size, cfg.fallback_sizes, cfg.spot_price_cap_per_hour,
@@ -66,12 +67,13 @@ def build(cfg: StackConfig) -> dict[str, Any]:
             secret_names=secret_names,
             vm_size=cfg.vm_size, region=cfg.location, api_workers=cfg.api_workers, api_budget_usd=cfg.api_budget_usd,
             api_model=cfg.api_model, min_running=cfg.min_running, azure_openai_endpoint=cfg.azure_openai_endpoint,
-            azure_openai_api_version=cfg.azure_openai_api_version))))
+            azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url))))
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(
         group.name, loc, tags, prefix, net.controller_subnet_id, net.jump_subnet_id, ids.controller_identity_id,
         controller_data, cfg.admin_ssh_public_key))
     alerts = Monitoring(f"{prefix}-monitoring", MonitoringArgs(
-        group.name, group.id, tags, cfg.alert_emails, cfg.secrets.get("alertWebhook")))
+        group.name, group.id, tags, cfg.alert_emails, cfg.secrets.get("alertWebhook"),
+        runbook_url(cfg.runbook_base_url, "eviction")))
     return {
         "resource_group": group.name,
         "queue_url": store.queue_url,

@@ -55,7 +55,7 @@ class Settings:
     sigterm_grace_seconds: float = 20.0
     acknowledge_events: bool = True
     alert_webhook: str = ""
-    runbook_url: str = ""
+    runbook_base_url: str = ""  # where docs/runbooks is served; "" = the deployed version's (stack: runbookBaseUrl)
     metrics_port: int = 0
     # Where a slot starts, for the boot-time measurement: "process" (this agent process: local slots,
     # laptops) or "os" (the OS boot: spot VMs, set in the node's agent.env). runtime/agent/boot_clock.py
@@ -103,6 +103,8 @@ class Settings:
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
              "must be an http(s) URL"),
+            ("runbook_base_url", self.runbook_base_url == "" or self.runbook_base_url.startswith(("https://", "http://")),
+             "must be an http(s) URL where docs/runbooks is served, or empty for the deployed version's"),
             ("imds_poll_seconds", 0 < self.imds_poll_seconds <= 60, "must be in (0, 60]"),
             ("safety_margin_seconds", self.safety_margin_seconds >= 0, "must be 0 or more"),
             ("sigterm_grace_seconds", self.sigterm_grace_seconds >= 0, "must be 0 or more"),

@@ -14,7 +14,7 @@ from runtime.agent import Agent
 from runtime.azure_env import on_azure
 from runtime.config import Settings
 from runtime.engines.base import Transcriber, Translator
-from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
+from runtime.eviction.alerts import Alerter
 from runtime.eviction.decision import DrainPolicy
 from runtime.eviction.imds import ImdsClient
 from runtime.eviction.sources import DrainRequestSource, EventSource, ScheduledEventsSource, SignalSource
@@ -49,7 +49,7 @@ class Node:
         self.watcher = Watcher(
             settings.node_name, sources, self.agent.drain, store,
             DrainPolicy(settings.safety_margin_seconds), Alerter(settings.alert_webhook,
-                                                                  settings.runbook_url or DEFAULT_RUNBOOK),
+                                                                  settings.runbook_base_url),
             clock, acknowledge=imds.acknowledge if settings.acknowledge_events else None)
 
     def on_signal(self, signum: int, frame: FrameType | None = None) -> None:

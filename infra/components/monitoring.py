@@ -23,6 +23,7 @@ class MonitoringArgs:
     tags: dict[str, str]
     emails: tuple[str, ...]
     webhook_url: Any | None  # a pulumi secret Output, or None
+    runbook: str = ""  # the eviction runbook's URL, in the alert's description
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -41,7 +42,8 @@ class Monitoring(pulumi.ComponentResource):
             opts=child)
         alert = monitor.ActivityLogAlert(
             f"{name}-vm-health", resource_group_name=args.resource_group_name, location="Global", tags=args.tags,
-            description="A spotkit VM changed health (spot eviction: VirtualMachinePreempted)", enabled=True,
+            description="A spotkit VM changed health (spot eviction: VirtualMachinePreempted)"
+                        + (f". Runbook: {args.runbook}" if args.runbook else ""), enabled=True,
             scopes=[args.resource_group_id],
             condition=monitor.AlertRuleAllOfConditionArgs(all_of=[
                 monitor.AlertRuleAnyOfOrLeafConditionArgs(field="category", equals="ResourceHealth"),

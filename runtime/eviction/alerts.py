@@ -10,20 +10,29 @@ import threading
 import time
 from typing import Any
 
+from runtime import __version__
 from runtime.errors import SpotkitError
 from runtime.http import HttpClient
 from runtime.retry import Backoff, RetryPolicy
 
 log = logging.getLogger("spotkit.alerts")
 
-DEFAULT_RUNBOOK = "https://github.com/spotkit/spotkit/blob/main/docs/eviction.md#on-call-runbook"
+# The runbooks of the deployed version, unless the stack names its own copy (`runbookBaseUrl`).
+DEFAULT_RUNBOOKS = f"https://github.com/spotkit/spotkit/blob/v{__version__}/docs/runbooks"
+# Each alert links the runbook for what it reports (docs/runbooks/<page>).
+RUNBOOK_PAGES = {"eviction": "eviction.md", "eviction-storm": "eviction-storm.md",
+                 "api-budget": "api-fallback-costs.md"}
+
+
+def runbook_url(base: str, event: str) -> str:
+    return f"{(base or DEFAULT_RUNBOOKS).rstrip('/')}/{RUNBOOK_PAGES.get(event, 'README.md')}"
 
 
 class Alerter:
-    def __init__(self, webhook_url: str = "", runbook_url: str = DEFAULT_RUNBOOK, timeout: float = 5.0,
+    def __init__(self, webhook_url: str = "", runbook_base_url: str = "", timeout: float = 5.0,
                  attempts: int = 4, backoff_seconds: float = 1.0) -> None:
         self.webhook_url = webhook_url
-        self.runbook_url = runbook_url
+        self.runbook_base_url = runbook_base_url
         self.attempts = attempts
         self._http = HttpClient(timeout, RetryPolicy(attempts, Backoff(base_seconds=backoff_seconds,
                                                                            cap_seconds=30.0)))
@@ -33,17 +42,19 @@ class Alerter:
 
     def notify(self, event: str, text: str, payload: dict[str, Any]) -> None:
         """Any other alert (the API budget): the same log line and webhook as an eviction's."""
-        self._send(event, {**payload, "event": event, "runbook": self.runbook_url, "text": text})
+        link = runbook_url(self.runbook_base_url, event)
+        self._send(event, {**payload, "event": event, "runbook": link, "text": f"{text}. Runbook: {link}"})
 
     def eviction(self, record: dict[str, Any]) -> None:
+        link = runbook_url(self.runbook_base_url, "eviction")
         payload = {
             **record,
-            "runbook": self.runbook_url,
+            "runbook": link,
             "text": (f":warning: spotkit node *{record['node']}* drained for {record['event_type']} "
                      f"({record['event_id']}): notice {record['notice_seconds']:.1f} s, drained in "
                      f"{record['drain_seconds']:.1f} s, {record['requeued']} segments requeued, "
                      f"{record['finished']} finished, {record['wasted_gpu_seconds']:.1f} GPU s wasted. "
-                     f"Runbook: {self.runbook_url}"),
+                     f"Runbook: {link}"),
         }
         self._send("eviction", payload)
 

@@ -17,7 +17,7 @@ from policies.budget import Budget
 from policies.scaling import ScalingParams
 from runtime.config import Settings, settings_env
 from runtime.errors import SpotkitError
-from runtime.eviction.alerts import DEFAULT_RUNBOOK, Alerter
+from runtime.eviction.alerts import Alerter
 from runtime.queue import open_queue
 from runtime.records import AuditRecord, read_audit
 from runtime.store import open_store
@@ -112,7 +112,7 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
         workers = LocalApiWorkers(settings.home, {**os.environ, **settings_env(settings)}, api_url)
         api = ApiPath(api_queue, workers, api_workers)
     budget = Budget(math.inf if api_budget_usd is None else api_budget_usd, budget_override)
-    alerter = Alerter(settings.alert_webhook, settings.runbook_url or DEFAULT_RUNBOOK)
+    alerter = Alerter(settings.alert_webhook, settings.runbook_base_url)
     return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read,
                       api=api, budget=budget, alerter=alerter, size_price=reader.spot_price_of)
 

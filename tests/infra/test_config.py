@@ -63,6 +63,7 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"apiBudgetUsd": float("nan")}, "apiBudgetUsd", "not a float"),
     ({"apiBudgetUsd": -5}, "apiBudgetUsd", "0 or more"),
     ({"alertEmails": ["nobody"]}, "alertEmails", "not an e-mail"),
+    ({"runbookBaseUrl": "ftp://wiki/runbooks"}, "runbookBaseUrl", "https URL"),
     ({"tags": {"environment": "dev"}}, "tags", "cost-center"),
     ({"location": None}, "location", "is required"),
     ({"spotkitPipSpec": "spotkit\nrm -rf /"}, "spotkitPipSpec", "one pip requirement"),

@@ -313,6 +313,7 @@ OTHER_VALUES: dict[str, Any] = {
     "operatorCidr": "198.51.100.0/28", "spotkitPipSpec": "spotkit[gpu]==1.2.3", "segmentRetentionDays": 30,
     "vnetCidr": "10.50.0.0/16", "tags": {"environment": "prod", "cost-center": "x"},
     "azureOpenAiApiVersion": "2025-01-01-preview", "apiWorkers": 1, "apiBudgetUsd": 250, "apiModel": "whisper",
+    "runbookBaseUrl": "https://wiki.example.com/spotkit/runbooks",
 }
 AOAI = {"azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"}
 
@@ -339,3 +340,18 @@ def test_every_stack_key_acts() -> None:
         secret = {key: pulumi.Output.secret("value-for-the-test")}
         assert declared(parse_stack_config(base_raw, secret)) != base, key
     assert not dead, f"these stack keys change nothing that is declared: {dead}"
+
+
+def test_the_runbook_base_reaches_every_alert() -> None:
+    """runbookBaseUrl: the nodes' and the controller's alerts link under it, and so does the Azure
+    Monitor alert's description; without it, the deployed version's docs."""
+    base = "https://wiki.example.com/spotkit/runbooks"
+    out = declared(parse_stack_config({**sample(), "runbookBaseUrl": base}))
+    [alert] = [props for (kind, _), props in out.items() if kind.endswith("ActivityLogAlert")]
+    assert f"Runbook: {base}/eviction.md" in alert
+    boots = [props for props in out.values() if "SPOTKIT_QUEUE" in props]
+    assert len(boots) >= 2 and all(f"SPOTKIT_RUNBOOK_BASE_URL={base}" in props for props in boots)
+    default = declared(parse_stack_config(sample()))
+    [alert] = [props for (kind, _), props in default.items() if kind.endswith("ActivityLogAlert")]
+    assert "/docs/runbooks/eviction.md" in alert
+    assert not any("SPOTKIT_RUNBOOK_BASE_URL" in props for props in default.values())

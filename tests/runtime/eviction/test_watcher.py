@@ -342,12 +342,12 @@ def test_webhook_alert_posted_without_blocking(imds: MetadataServer, tmp_path: P
     imds.state.add_event("Preempt", ["spot-1"], notice_seconds=30)
     node = FakeNode(leased=1)
     watcher, _ = make_watcher(imds, node, tmp_path)
-    watcher.alerter = Alerter(webhook.url, runbook_url="https://runbook.example/evict")
+    watcher.alerter = Alerter(webhook.url, runbook_base_url="https://runbook.example/ops/")
     watcher.step()
     watcher.alerter.wait()
     [alert] = webhook.received
     assert alert["node"] == "spot-1" and alert["requeued"] == 1
-    assert alert["runbook"] == "https://runbook.example/evict"
+    assert alert["runbook"] == "https://runbook.example/ops/eviction.md"
     assert "spot-1" in str(alert["text"]) and "Preempt" in str(alert["text"])
 
 
