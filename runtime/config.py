@@ -55,6 +55,9 @@ class Settings:
     sigterm_grace_seconds: float = 20.0
     acknowledge_events: bool = True
     alert_webhook: str = ""
+    eviction_alerts: str = "each"  # each (a page per spot eviction) | digest (one a day from the controller)
+    eviction_storm_count: int = 3  # this many spot evictions within eviction_storm_minutes page once as a storm
+    eviction_storm_minutes: float = 60.0
     runbook_base_url: str = ""  # where docs/runbooks is served; "" = the deployed version's (stack: runbookBaseUrl)
     metrics_port: int = 0
     # Where a slot starts, for the boot-time measurement: "process" (this agent process: local slots,
@@ -103,6 +106,10 @@ class Settings:
             ("scheduled_events", self.scheduled_events in ("auto", "on", "off"), "must be auto, on or off"),
             ("imds_endpoint", self.imds_endpoint.startswith(("http://", "https://")),
              "must be an http(s) URL"),
+            ("eviction_alerts", self.eviction_alerts in ("each", "digest"), "must be each or digest"),
+            ("eviction_storm_count", self.eviction_storm_count >= 1, "must be at least 1"),
+            ("eviction_storm_minutes", 0 < self.eviction_storm_minutes <= 7 * 24 * 60,
+             "must be more than 0 and at most a week of minutes"),
             ("runbook_base_url", self.runbook_base_url == "" or self.runbook_base_url.startswith(("https://", "http://")),
              "must be an http(s) URL where docs/runbooks is served, or empty for the deployed version's"),
             ("imds_poll_seconds", 0 < self.imds_poll_seconds <= 60, "must be in (0, 60]"),

@@ -48,8 +48,8 @@ class Node:
             sources.append(ScheduledEventsSource(imds, settings.vm_name, settings.imds_poll_seconds))
         self.watcher = Watcher(
             settings.node_name, sources, self.agent.drain, store,
-            DrainPolicy(settings.safety_margin_seconds), Alerter(settings.alert_webhook,
-                                                                  settings.runbook_base_url),
+            DrainPolicy(settings.safety_margin_seconds, page_each=settings.eviction_alerts == "each"),
+            Alerter(settings.alert_webhook, settings.runbook_base_url),
             clock, acknowledge=imds.acknowledge if settings.acknowledge_events else None)
 
     def on_signal(self, signum: int, frame: FrameType | None = None) -> None:

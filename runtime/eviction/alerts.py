@@ -20,7 +20,7 @@ log = logging.getLogger("spotkit.alerts")
 # The runbooks of the deployed version, unless the stack names its own copy (`runbookBaseUrl`).
 DEFAULT_RUNBOOKS = f"https://github.com/spotkit/spotkit/blob/v{__version__}/docs/runbooks"
 # Each alert links the runbook for what it reports (docs/runbooks/<page>).
-RUNBOOK_PAGES = {"eviction": "eviction.md", "eviction-storm": "eviction-storm.md",
+RUNBOOK_PAGES = {"eviction": "eviction.md", "eviction-storm": "eviction-storm.md", "eviction-digest": "eviction.md",
                  "api-budget": "api-fallback-costs.md"}
 
 

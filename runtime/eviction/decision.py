@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.eviction.events import EVICTING, InterruptionEvent
+from runtime.records import EvictionRecord
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DrainPolicy:
     acknowledge_types: tuple[str, ...] = ("Preempt", "Terminate", "Reboot", "Redeploy")
     work_until_types: tuple[str, ...] = ("Reboot", "Redeploy")  # long notice: work until deadline − a batch
     max_freeze_hold_seconds: float = 60.0  # a Started Freeze of unknown duration holds work this long at most
+    page_each: bool = True  # False (eviction_alerts = digest): evictions are recorded, the controller digests them
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,31 @@ class Reaction:
     page: bool = False  # drain: alert on-call once drained (only the cloud's own events page)
 
 
-def pages(event: InterruptionEvent) -> bool:
+def pages(event: InterruptionEvent, policy: DrainPolicy | None = None) -> bool:
     """Whether a drain for *event* pages on-call. Only the cloud's own events (Scheduled Events from
     IMDS) do; an operator's `spotkit node drain` and a routine `systemctl stop` (SIGTERM) were asked
-    for by someone who knows, so they are recorded (eviction record, `evictions list`) but not paged."""
-    return event.origin == "imds"
+    for by someone who knows, so they are recorded (eviction record, `evictions list`) but not paged.
+    With ``eviction_alerts = digest`` no single eviction pages: the controller sends a storm alert and a
+    daily digest instead (`storm`, `digest_day`)."""
+    return event.origin == "imds" and (policy is None or policy.page_each)
+
+
+@dataclass(frozen=True)
+class StormPolicy:
+    count: int = 3  # spot evictions within the window that make a storm
+    window_seconds: float = 3600.0
+
+
+def storm(evictions: list[EvictionRecord], now: float, policy: StormPolicy) -> list[EvictionRecord]:
+    """The spot evictions of the last window when there are enough of them to be a storm (one page for
+    all of them, whatever the per-node setting), else nothing."""
+    recent = [e for e in evictions if e.origin == "imds" and now - policy.window_seconds <= e.seen_at <= now]
+    return sorted(recent, key=lambda e: e.seen_at) if len(recent) >= policy.count else []
+
+
+def storm_period(now: float, policy: StormPolicy) -> int:
+    """The window a storm alert belongs to: one alert per window, however many rounds see it."""
+    return int(now // policy.window_seconds)
 
 
 def ends_paid_time(origin: str, event_type: str) -> bool:
@@ -130,7 +152,7 @@ def react(events: list[InterruptionEvent], node: NodeView, policy: DrainPolicy) 
         return Reaction("drain", f"{event.event_type} {event.event_id}: {how}", event, deadline,
                         finish_in_flight=fits, abandon_running=running and not fits, acknowledge=acknowledge,
                         ack_after=event.others if acknowledge else (),
-                        exit_by=deadline + policy.safety_margin_seconds, page=pages(event))
+                        exit_by=deadline + policy.safety_margin_seconds, page=pages(event, policy))
     freezes = [e for e in events if e.event_type == "Freeze" and not freeze_over(e, node.now, policy)]
     if freezes:
         event = min(freezes, key=lambda e: (deadline_of(e, node.now, policy), e.event_id))

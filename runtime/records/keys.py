@@ -82,6 +82,11 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         "write-if-absent: the month's API spend crossed 80 % / 100 % of its cap, alerted once (`BudgetAlert`)",
     ),
     (
+        f"{CONTROL}alerts/<kind>-<period>.json",
+        "controller",
+        "write-if-absent: an eviction storm (per window) or digest (per day) was alerted once",
+    ),
+    (
         f"{MODELS}<model>/manifest.json, …/files/<file>",
         "`spotkit models publish`",
         "the model mirror, manifest written last",
@@ -173,6 +178,12 @@ ROUTING_KEY = f"{CONTROL}routing.json"
 def budget_alert_key(month: str, level: str) -> str:
     """One marker per month and level: written if absent, so the alert fires once."""
     return f"{CONTROL}budget-alerts/{month}-{level}.json"
+
+
+def alert_marker_key(kind: str, period: str) -> str:
+    """One marker per alert and period (a storm's window, a digest's day): written if absent, so the
+    alert goes out once however many controller rounds see the same thing."""
+    return f"{CONTROL}alerts/{kind}-{period}.json"
 
 
 def model_prefix(folder: str) -> str:

@@ -18,6 +18,7 @@ from policies.scaling import ScalingParams
 from runtime.config import Settings, settings_env
 from runtime.errors import SpotkitError
 from runtime.eviction.alerts import Alerter
+from runtime.eviction.decision import StormPolicy
 from runtime.queue import open_queue
 from runtime.records import AuditRecord, read_audit
 from runtime.store import open_store
@@ -27,6 +28,7 @@ from spotkit.cli.params import NON_NEGATIVE, POSITIVE
 from spotkit.cli.tables import print_table
 from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
+from spotkit.controller.eviction_alerts import EvictionAlerts
 from spotkit.controller.local_slots import LocalSlots
 from spotkit.controller.loop import Controller, ControllerSettings
 from spotkit.controller.measure import InputReader
@@ -114,7 +116,10 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
     budget = Budget(math.inf if api_budget_usd is None else api_budget_usd, budget_override)
     alerter = Alerter(settings.alert_webhook, settings.runbook_base_url)
     return Controller(slot_backend, open_queue(settings.queue, settings.max_deliveries), store, control, reader.read,
-                      api=api, budget=budget, alerter=alerter, size_price=reader.spot_price_of)
+                      api=api, budget=budget, alerter=alerter, size_price=reader.spot_price_of,
+                      eviction_alerts=EvictionAlerts(store, alerter, StormPolicy(
+                          settings.eviction_storm_count, settings.eviction_storm_minutes * 60),
+                          digest=settings.eviction_alerts == "digest"))
 
 
 @click.group()

@@ -53,6 +53,7 @@ from runtime.records import (
 )
 from runtime.store.base import ObjectStore
 from spotkit.controller.api_path import ApiPath, move
+from spotkit.controller.eviction_alerts import EvictionAlerts
 from spotkit.controller.measure import month_usage
 from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError
 
@@ -84,6 +85,7 @@ class Controller:
     size_failed_until: dict[str, float] = field(default_factory=dict)  # a VM size with no capacity now
     # The spot price of a slot size given the primary size's (`InputReader.spot_price_of`); None: one price.
     size_price: Callable[[str, Sourced], Sourced] | None = None
+    eviction_alerts: EvictionAlerts | None = None  # fleet-wide: storms, and the daily digest
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
     _power: dict[str, str] = field(default_factory=dict, repr=False)  # each slot's last recorded power state
 
@@ -106,6 +108,7 @@ class Controller:
         if self.size_price is not None and next_size:  # the next start's size sets the price of a GPU
             inputs = replace(inputs, spot_price_per_hour=self.size_price(next_size, inputs.spot_price_per_hour))
         budget = self._budget(now, inputs)
+        alerted = self.eviction_alerts.check(now) if self.eviction_alerts is not None else []
         # Work can go to the API only if there is a path that does it, and the month's budget allows.
         params = replace(s.scaling, boot_seconds=inputs.boot_seconds.value,
                          spot_price_per_hour=inputs.spot_price_per_hour.value,
@@ -135,6 +138,7 @@ class Controller:
             routed, backlog, workers = self._route(routing, to_move)
             actions += routed
             observed.update(api_queue_depth=backlog, api_workers=workers)
+        actions += [{"action": "alert", "alert": alert} for alert in alerted]
         entry = AuditRecord(now, observed, decision.desired, routing, decision.reason, actions,
                             inputs=inputs.as_dict(), break_even=inputs.break_even(), budget=budget.as_dict())
         self._audit(entry)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from runtime.fleet.metadata_server import MetadataServer
 from runtime.fleet.metadata_state import Fault
 from runtime.records import EVICTIONS, EvictionRecord, drain_request_key, load, read_power
 from runtime.store.file_store import FileStore
+from tests.runtime.eviction.conftest import Webhook
 from tests.support.azurite import free_port
 
 
@@ -284,28 +283,6 @@ def test_sigterm_and_drain_request_sources(tmp_path: Path) -> None:
     assert reaction.action == "drain" and reaction.event is not None
     assert reaction.event.event_type == "Sigterm"
     assert reaction.deadline == pytest.approx(time.time() + 19, abs=1)
-
-
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, object]]
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    """A local webhook receiver (the metadata server's extra handler) and what it was sent."""
-    received: list[dict[str, object]] = []
-
-    def handle(method: str, path: str, body: dict[str, object]) -> tuple[int, object]:
-        received.append(body)
-        return 200, {}
-
-    hook = MetadataServer(extra=handle).start()
-    try:
-        yield Webhook(f"{hook.url}/admin/hook", received)
-    finally:
-        hook.stop()
 
 
 def test_operator_drains_and_stops_are_recorded_not_paged(imds: MetadataServer, tmp_path: Path,
