@@ -139,8 +139,11 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
                            and time.time() - n.started_at > 2.0 and not _under_event(fleet, n.name)]
                 # Prefer a node with work in hand (its heartbeat says so), so short notices catch a batch.
                 busy = [n for n in running if n in _working(store)]
-                if running and _act(actions[0], fleet, rng.choice(busy or running), running, plan, rng, queue,
-                                    store, media, settings):
+                # A notice shorter than a batch only tests something if a batch is in flight: wait for one
+                # (a busy node) rather than spend it on an idle node — on a loaded machine that happened.
+                short = actions[0].startswith("preempt:") and float(actions[0].split(":")[1]) < 1.0
+                if running and (busy or not short) and _act(actions[0], fleet, rng.choice(busy or running),
+                                                            running, plan, rng, queue, store, media, settings):
                     kind = actions.pop(0).split(":")[0]
                     done[kind] = done.get(kind, 0) + 1
                 next_action = time.monotonic() + plan.interval
@@ -191,8 +194,11 @@ def _outage_on(store: ObjectStore) -> bool:
     return root is not None and (root / "results.outage").exists()
 
 
-def _working(store: ObjectStore) -> set[str]:
-    return {b.node for b in read_heartbeats(store) if b.state == "working" and b.in_flight}
+def _working(store: ObjectStore, fresh_seconds: float = 0.5) -> set[str]:
+    """Nodes whose latest heartbeat, written moments ago, says a batch is in hand."""
+    now = time.time()
+    return {b.node for b in read_heartbeats(store)
+            if b.state == "working" and b.in_flight and now - b.updated_at <= fresh_seconds}
 
 
 def _under_event(fleet: Fleet, name: str) -> bool:
