@@ -86,6 +86,7 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         "controller",
         "write-if-absent: an eviction storm (per window) or digest (per day) was alerted once",
     ),
+    (f"{CONTROL}doctor/<node>.json", "`spotkit doctor`", "its write-and-read-back check, overwritten each run"),
     (
         f"{MODELS}<model>/manifest.json, …/files/<file>",
         "`spotkit models publish`",
@@ -184,6 +185,11 @@ def alert_marker_key(kind: str, period: str) -> str:
     """One marker per alert and period (a storm's window, a digest's day): written if absent, so the
     alert goes out once however many controller rounds see the same thing."""
     return f"{CONTROL}alerts/{kind}-{period}.json"
+
+
+def doctor_key(node: str) -> str:
+    """`spotkit doctor`'s write check: overwritten each run, so the store holds one per machine."""
+    return f"{CONTROL}doctor/{node}.json"
 
 
 def model_prefix(folder: str) -> str:
