@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from runtime.engines.revision import transcriber_revision
 from runtime.errors import SpotkitError
+from runtime.fleet_status import heartbeat_max_age
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
 from runtime.jobs import submit as submit_job
@@ -101,7 +102,7 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     """
     settings = settings_from(ctx)
     result = job_status(open_store(settings.store), job,
-                        heartbeat_max_age=max(30.0, 3 * settings.heartbeat_seconds))
+                        heartbeat_max_age=heartbeat_max_age(settings.heartbeat_seconds))
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
