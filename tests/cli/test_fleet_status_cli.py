@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -164,15 +165,19 @@ def test_a_node_killed_while_holding_leases_is_a_stuck_lease(tmp_path: Path) -> 
 
 
 def tmux(socket: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True,
-                          timeout=30, env=env)
+    """tmux on its own server (``-L``), its socket in the test's own short folder (``TMUX_TMPDIR``: a Unix
+    socket path has ~100 characters at most), no user config."""
+    folder = Path(socket).parent
+    return subprocess.run(["tmux", "-L", Path(socket).name, "-f", "/dev/null", *args], capture_output=True,
+                          text=True, timeout=30, env={**(env or os.environ), "TMUX_TMPDIR": str(folder)})
 
 
 def test_watch_redraws_in_a_terminal_and_ctrl_c_exits_cleanly(two_nodes: LocalFleet, tmp_path: Path) -> None:
     assert shutil.which("tmux"), "tmux is installed by `make system-packages`"
     home = two_nodes.home
     wait_for(lambda: len(read_heartbeats(FileStore(home / "store"))) == 2, 60, "both nodes' heartbeats")
-    socket, rc_file, err_file = f"spotkit-{uuid.uuid4().hex[:10]}", tmp_path / "rc", tmp_path / "stderr"
+    socket = str(Path(tempfile.mkdtemp(prefix="spotkit-tmux-")) / f"fleet-{uuid.uuid4().hex[:8]}")
+    rc_file, err_file = tmp_path / "rc", tmp_path / "stderr"
     command = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m spotkit --home "
                f"{shlex.quote(str(home))} fleet status --backend local --watch 1 2>{shlex.quote(str(err_file))}; "
                f"echo $? > {shlex.quote(str(rc_file))}")
@@ -181,8 +186,8 @@ def test_watch_redraws_in_a_terminal_and_ctrl_c_exits_cleanly(two_nodes: LocalFl
         started = tmux(socket, "new-session", "-d", "-s", "watch", "-x", "200", "-y", "50", command, env=env)
         assert started.returncode == 0, started.stderr
 
-        def pane_when(shows: Callable[[str], bool]) -> str:
-            text = tmux(socket, "capture-pane", "-p", "-t", "watch").stdout
+        def pane_when(shows: Callable[[str], bool], session: str = "watch", *flags: str) -> str:
+            text = tmux(socket, "capture-pane", "-p", *flags, "-t", session).stdout
             return text if shows(text) else ""
 
         first = wait_for(lambda: pane_when(lambda p: "local-1" in p and "queue work:" in p), 60, "a frame")
@@ -192,9 +197,20 @@ def test_watch_redraws_in_a_terminal_and_ctrl_c_exits_cleanly(two_nodes: LocalFl
         assert "local-2" in later and "127.0.0.1" in later and "running" in later
         assert "queue work: 0 visible, 0 leased, 0 poisoned" in later
 
+        coloured = pane_when(lambda p: "queue work:" in p, "watch", "-e")  # -e: with the escapes
+        assert "\x1b[32m" in coloured  # a terminal gets colour: green for running slots and idle agents
+
         assert tmux(socket, "send-keys", "-t", "watch", "C-c").returncode == 0
         wait_for(lambda: rc_file.exists() and rc_file.read_text().strip(), 30, "the watch to exit")
         assert rc_file.read_text().strip() == "0"
         assert "Traceback" not in err_file.read_text() and "KeyboardInterrupt" not in err_file.read_text()
+
+        # NO_COLOR: the same terminal, no colour.
+        plain = (f"NO_COLOR=1 {shlex.quote(sys.executable)} -m spotkit --home {shlex.quote(str(home))} "
+                 "fleet status --backend local; sleep 60")
+        assert tmux(socket, "new-session", "-d", "-s", "plain", "-x", "200", "-y", "50", plain, env=env).returncode == 0
+        shown = wait_for(lambda: pane_when(lambda p: "queue work:" in p, "plain", "-e"), 60, "the plain frame")
+        assert "local-1" in shown and "\x1b[3" not in shown  # no foreground colour at all
     finally:
         tmux(socket, "kill-server")
+        shutil.rmtree(Path(socket).parent, ignore_errors=True)
