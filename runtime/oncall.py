@@ -1,31 +1,34 @@
-"""What on-call needs from the store: the fleet's heartbeats, its evictions, and drain requests."""
+"""What on-call needs from the store and the queue: the fleet's heartbeats, its evictions, drain
+requests, and everything `spotkit fleet status` shows (`observe_fleet`: the reading, at the edge;
+`runtime.fleet_status`: the pure assembly)."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime.errors import SpotkitError
-from runtime.records import DrainRequest, Heartbeat, drain_request_key, dump, read_evictions, read_heartbeats
+from runtime.fleet_status import EVICTION_WINDOW_SECONDS, Observations, SlotView, agent_state
+from runtime.queue.base import WorkQueue
+from runtime.queue.replay import list_poisoned
+from runtime.records import (
+    DrainRequest,
+    Heartbeat,
+    day_of,
+    drain_request_key,
+    dump,
+    read_evictions,
+    read_heartbeats,
+    read_latest_audit,
+    read_latest_boots,
+    read_routing,
+)
 from runtime.store.base import ObjectStore
 
-# A node that drained or stopped is expected to fall silent (deallocated, shut down): say what it was.
-QUIET_STATES = ("drained", "stopped", "failed")
-
-
-def heartbeat_max_age(heartbeat_seconds: float) -> float:
-    """How old a heartbeat may get before its node counts as gone: three missed beats, never under
-    30 s (a slow store write or a loaded node must not make a live node look dead). One threshold for
-    `status`, `node list` and `queue leases|release`, so they never disagree about a node."""
-    return max(30.0, 3 * heartbeat_seconds)
-
-
-def shown_state(beat: Heartbeat, now: float, stale_after: float) -> str:
-    """The state on-call sees: the node's own, or ``silent`` once its heartbeat is older than
-    *stale_after* — unless its last word was that it drained or stopped."""
-    return beat.state if beat.state in QUIET_STATES or now - beat.updated_at <= stale_after else "silent"
+T = TypeVar("T")
 
 
 def list_nodes(store: ObjectStore, now: float | None = None,
@@ -34,7 +37,7 @@ def list_nodes(store: ObjectStore, now: float | None = None,
     rows = []
     for beat in read_heartbeats(store):
         age = now - beat.updated_at
-        state = shown_state(beat, now, stale_after)
+        state = agent_state(beat, now, stale_after)
         rows.append({"node": beat.node, "state": state, "seconds_since_heartbeat": round(age, 1),
                      "in_flight": len(beat.in_flight), "processed": beat.processed,
                      "cache_hits": beat.cache_hits, "failures": beat.failures, "version": beat.version,
@@ -66,3 +69,38 @@ def cancel_drain(store: ObjectStore, node: str) -> bool:
     existed = store.exists(drain_request_key(node))
     store.delete(drain_request_key(node))
     return existed
+
+
+def observe_fleet(store: ObjectStore, queue: WorkQueue, slots: Callable[[], Sequence[SlotView]],
+                  api_queue: WorkQueue | None = None, clock: Callable[[], float] = time.time) -> Observations:
+    """Read what `runtime.fleet_status.assemble` needs. Each source is read on its own: one that fails
+    (no local fleet, the queue unreachable, a refused credential) is named in ``unavailable`` with its
+    one-line reason and the rest is still shown — on-call needs the partial view most when things break."""
+    unavailable: dict[str, str] = {}
+
+    def read(source: str, fn: Callable[[], T], default: T) -> T:
+        try:
+            return fn()
+        except SpotkitError as err:
+            unavailable[source] = str(err)
+            return default
+
+    now = clock()
+    beats: list[Heartbeat] = read("heartbeats", lambda: read_heartbeats(store), [])
+    days = [day_of(now), day_of(now - EVICTION_WINDOW_SECONDS)]
+    poison = queue.poison_queue()
+    return Observations(
+        at=now, queue_name=queue.name,
+        slots=read("slots", lambda: list(slots()), None),
+        heartbeats=beats,
+        drain_requested=read("drain-requests", lambda: frozenset(
+            b.node for b in beats if store.exists(drain_request_key(b.node))), frozenset()),
+        boots=read("boots", lambda: read_latest_boots(store), {}),
+        queue=read("queue", queue.depth, None),
+        poison=read("poison-queue", poison.depth, None),
+        poisoned_at=read("poison-queue", lambda: [p.record.poisoned_at for p in list_poisoned(queue) if p.record], []),
+        api_queue=None if api_queue is None else read("api-queue", api_queue.depth, None),
+        evictions=read("evictions", lambda: [e for day in dict.fromkeys(days) for e in read_evictions(store, day)], []),
+        routing=read("routing", lambda: read_routing(store), None),
+        last_decision=read("controller-audit", lambda: read_latest_audit(store, list(dict.fromkeys(days))), None),
+        unavailable=unavailable)

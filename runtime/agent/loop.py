@@ -333,7 +333,8 @@ class Agent:
         record = BootRecord(self.node, now, round(now - load_started, 3), round(os_uptime(), 1), self._had_cache,
                             self.engine.engine if self.engine else "", __version__,
                             round(seconds_to_ready(self.settings.boot_clock, self.settings.home, now,
-                                                   self._started), 1))
+                                                   self._started), 1),
+                            self.engine.model if self.engine else "")
         try:
             self.store.put_if_absent(boot_key(day_of(now), self.node, int(now * 1000)), dump(record))
         except SpotkitError as err:

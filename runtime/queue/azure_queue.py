@@ -21,10 +21,11 @@ from azure.storage.queue import QueueClient
 
 from runtime.azure_env import credential
 from runtime.errors import LeaseLost, QueueError
-from runtime.queue.base import Message, WorkQueue, decode_content, encode_content
+from runtime.queue.base import Message, QueueDepth, WorkQueue, decode_content, encode_content
 from runtime.retry import AZURE_SDK_RETRY
 
 _TIMEOUT_S = 30  # per-request server timeout; the transport also gets connect/read timeouts
+PEEK_MAX = 32  # the most messages Azure returns to one peek
 
 
 def _first_line(err: Exception) -> str:
@@ -103,7 +104,7 @@ class AzureQueue(WorkQueue):
         return leased
 
     def peek(self, n: int) -> list[Message]:
-        items = self._call("peek", self._client.peek_messages, max_messages=max(1, min(32, n)))  # Azure's cap
+        items = self._call("peek", self._client.peek_messages, max_messages=max(1, min(PEEK_MAX, n)))
         peeked = []
         for item in items:
             body, error = decode_content(str(item.content))
@@ -132,6 +133,18 @@ class AzureQueue(WorkQueue):
     def approximate_count(self) -> int:
         props = self._call("count", self._client.get_queue_properties)
         return int(props.approximate_message_count or 0)
+
+    def depth(self) -> QueueDepth:
+        """Azure counts messages only approximately and all together; a peek (at most 32, visible ones
+        only) tells the waiting ones apart while there are fewer than 32, and gives their insertion
+        times. The queue is about first in, first out, so the oldest of the front 32 stands for the
+        oldest waiting message. 32 or more waiting: how many is unknown (not guessed)."""
+        total = self.approximate_count()
+        items = list(self._call("peek", self._client.peek_messages, max_messages=PEEK_MAX))
+        inserted = [item.inserted_on.timestamp() for item in items if item.inserted_on is not None]
+        visible = len(items) if len(items) < PEEK_MAX else None
+        oldest = min(inserted) if inserted and len(inserted) == len(items) else None
+        return QueueDepth(max(total, len(items)), visible, oldest)
 
     def poison_queue(self) -> AzureQueue:
         return AzureQueue(self.account, f"{self.name}-poison", self.max_deliveries,

@@ -36,6 +36,24 @@ class Message:
 
 
 @dataclass(frozen=True)
+class QueueDepth:
+    """How much is in a queue, split as far as the backend can say (for on-call: `spotkit fleet status`).
+
+    ``visible`` and ``oldest_enqueued_at`` are None where the backend cannot say — shown as unknown,
+    never as a made-up 0. *Visible* messages wait for a consumer; the rest are leased (or waiting out
+    a retry delay: a released message is invisible until then, as on Azure).
+    """
+
+    total: int  # visible + leased (Azure: its approximate message count)
+    visible: int | None
+    oldest_enqueued_at: float | None  # when the oldest waiting message was enqueued
+
+    @property
+    def leased(self) -> int | None:
+        return None if self.visible is None else max(0, self.total - self.visible)
+
+
+@dataclass(frozen=True)
 class PoisonedMessage:
     """What the poison queue holds: the original body, why, and where it came from. One definition
     for `WorkQueue.poison` (the writer) and `runtime.queue.replay` (the reader)."""
@@ -122,6 +140,10 @@ class WorkQueue(ABC):
     @abstractmethod
     def approximate_count(self) -> int:
         """Messages in the queue, visible or leased (Azure's approximate message count)."""
+
+    @abstractmethod
+    def depth(self) -> QueueDepth:
+        """Visible and leased messages and the oldest waiting one's age, as far as the backend can say."""
 
     @abstractmethod
     def peek(self, n: int) -> list[Message]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from runtime.errors import LeaseLost, QueueError, SpotkitError
-from runtime.oncall import shown_state
+from runtime.fleet_status import agent_state
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import Heartbeat, HeldLease, read_heartbeats
 from runtime.store.base import ObjectStore
@@ -53,7 +53,7 @@ class NodeLeases:
     @property
     def state(self) -> str:
         """As `spotkit node list` shows it (``silent`` once the heartbeat is stale)."""
-        return shown_state(self.beat, self.now, self.stale_after)
+        return agent_state(self.beat, self.now, self.stale_after)
 
     @property
     def unpublished(self) -> int:

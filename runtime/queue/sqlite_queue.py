@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from runtime.errors import LeaseLost, QueueError
-from runtime.queue.base import Message, WorkQueue, decode_stored, encode_content
+from runtime.queue.base import Message, QueueDepth, WorkQueue, decode_stored, encode_content
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS messages (
     content TEXT NOT NULL,
     visible_at REAL NOT NULL,
     dequeue_count INTEGER NOT NULL DEFAULT 0,
-    pop_receipt TEXT
+    pop_receipt TEXT,
+    enqueued_at REAL
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at);
 """
@@ -46,6 +47,16 @@ class _Db:
             self.conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as err:
             raise QueueError(f"cannot open the SQLite queue at {path}: {err}") from None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """A queue file written before ``enqueued_at`` existed gains the column (its old rows keep NULL:
+        their age is unknown). Checked and altered in one write transaction, so two processes opening
+        the same old file cannot both add it."""
+        with self.transaction() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+            if "enqueued_at" not in columns:
+                conn.execute("ALTER TABLE messages ADD COLUMN enqueued_at REAL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -84,10 +95,11 @@ class SqliteQueue(WorkQueue):
             self._db.conn.close()
 
     def send(self, body: str) -> None:
+        now = self.clock()
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO messages (id, queue, content, visible_at) VALUES (?, ?, ?, ?)",
-                (uuid.uuid4().hex, self.name, encode_content(body, None), self.clock()),
+                "INSERT INTO messages (id, queue, content, visible_at, enqueued_at) VALUES (?, ?, ?, ?, ?)",
+                (uuid.uuid4().hex, self.name, encode_content(body, None), now, now),
             )
 
     def _lease(self, n: int, visibility_timeout: int) -> list[Message]:
@@ -157,6 +169,19 @@ class SqliteQueue(WorkQueue):
                 "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
             ).fetchone()
         return int(count)
+
+    def depth(self) -> QueueDepth:
+        """Exact, in one read: every row is here. The oldest age is unknown while a waiting row predates
+        the ``enqueued_at`` column (NULL), rather than the age of a younger one."""
+        now = self.clock()
+        with self._db.transaction() as conn:
+            total, visible, undated, oldest = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(visible_at <= ?), 0), "
+                "COALESCE(SUM(visible_at <= ? AND enqueued_at IS NULL), 0), "
+                "MIN(CASE WHEN visible_at <= ? THEN enqueued_at END) FROM messages WHERE queue = ?",
+                (now, now, now, self.name),
+            ).fetchone()
+        return QueueDepth(int(total), int(visible), None if undated or oldest is None else float(oldest))
 
     def poison_queue(self) -> SqliteQueue:
         return SqliteQueue(self.path, f"{self.name}-poison", self.max_deliveries, self.clock, self._db)

@@ -141,6 +141,14 @@ def boot_key(day: str, node: str, stamp_ms: int) -> str:
     return f"{BOOTS}day={day}/{node}-{stamp_ms}.json"
 
 
+def boot_key_parts(key: str) -> tuple[str, int] | None:
+    """(node, stamp in ms) of a `boot_key`; None for anything else under the prefix."""
+    if not key.startswith(f"{BOOTS}day=") or not key.endswith(".json"):
+        return None
+    node, _, stamp = key.rsplit("/", 1)[-1].removesuffix(".json").rpartition("-")
+    return (node, int(stamp)) if node and stamp.isdigit() else None
+
+
 def evictions_prefix(day: str | None = None) -> str:
     return f"{EVICTIONS}day={day}/" if day else EVICTIONS
 

@@ -133,6 +133,7 @@ class BootRecord:
     # Slot start to ready (runtime/agent/boot_clock.py); -1 when this start was not a boot (a restart),
     # and in records written before it was measured: those measure nothing.
     boot_seconds: float = -1.0
+    model: str = ""  # the engine's model ("" in records written before it was kept)
     v: int = 1
 
 

@@ -11,7 +11,9 @@ from runtime.records.keys import (
     BACKLOG,
     BOOTS,
     HEARTBEATS,
+    ROUTING_KEY,
     audit_prefix,
+    boot_key_parts,
     evictions_prefix,
     power_prefix,
     usage_prefix,
@@ -23,6 +25,7 @@ from runtime.records.kinds import (
     EvictionRecord,
     Heartbeat,
     PowerEvent,
+    RoutingRecord,
     UsageRecord,
 )
 from runtime.store.base import ObjectStore
@@ -56,6 +59,46 @@ def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionR
 
 def read_boots(store: ObjectStore) -> list[BootRecord]:
     return list(read_all(store, BootRecord, BOOTS))
+
+
+def read_latest_boots(store: ObjectStore) -> dict[str, BootRecord]:
+    """Each node's newest boot record: only the keys are listed, one record per node is read (an
+    unreadable newest one leaves that node out rather than showing an older start as its current one)."""
+    newest: dict[str, tuple[int, str]] = {}
+    for key in store.list(BOOTS):
+        parts = boot_key_parts(key)
+        if parts is not None and parts[1] >= newest.get(parts[0], (-1, ""))[0]:
+            newest[parts[0]] = (parts[1], key)
+    found: dict[str, BootRecord] = {}
+    for node, (_, key) in sorted(newest.items()):
+        try:
+            found[node] = load(BootRecord, store.get(key), key)
+        except (BadRecord, NotFound) as err:
+            log.warning("event=record-skipped key=%s error=%r", key, str(err))
+    return found
+
+
+def read_routing(store: ObjectStore) -> RoutingRecord | None:
+    """The controller's current routing; None until it has decided once (or when unreadable)."""
+    try:
+        return load(RoutingRecord, store.get(ROUTING_KEY), ROUTING_KEY)
+    except NotFound:
+        return None
+    except BadRecord as err:
+        log.warning("event=record-skipped key=%s error=%r", ROUTING_KEY, str(err))
+        return None
+
+
+def read_latest_audit(store: ObjectStore, days: list[str]) -> AuditRecord | None:
+    """The controller's newest decision in *days* (UTC, newest first), reading one record: audit keys
+    sort by time, so only the listing of a day is walked, not every decision in it."""
+    for day in days:
+        for key in sorted(store.list(audit_prefix(day)), reverse=True):
+            try:
+                return load(AuditRecord, store.get(key), key)
+            except (BadRecord, NotFound) as err:
+                log.warning("event=record-skipped key=%s error=%r", key, str(err))
+    return None
 
 
 def read_backlog(store: ObjectStore, known: dict[str, BacklogRecord] | None = None) -> dict[str, BacklogRecord]:

@@ -16,7 +16,6 @@ import click
 from policies.budget import Budget
 from policies.scaling import ScalingParams
 from runtime.config import Settings, settings_env
-from runtime.errors import SpotkitError
 from runtime.eviction.alerts import Alerter
 from runtime.eviction.decision import StormPolicy
 from runtime.queue import open_queue
@@ -28,16 +27,16 @@ from spotkit.cli.params import NON_NEGATIVE, POSITIVE
 from spotkit.cli.tables import print_table
 from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
+from spotkit.controller.backends import open_slots
 from spotkit.controller.eviction_alerts import EvictionAlerts
-from spotkit.controller.local_slots import LocalSlots
 from spotkit.controller.loop import Controller, ControllerSettings
 from spotkit.controller.measure import InputReader
-from spotkit.controller.slots import SlotBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _options(fn: F) -> F:
+def slot_options(fn: F) -> F:
+    """The options that choose the slot backend (`spotkit.controller.backends.open_slots`)."""
     for option in reversed([
         click.option("--backend", type=click.Choice(["azure", "local"]),
                      help="Azure VMs (default when SPOTKIT_SUBSCRIPTION_ID is set) or the `spotkit local` fleet."),
@@ -46,6 +45,13 @@ def _options(fn: F) -> F:
         click.option("--slots", envvar="SPOTKIT_SLOT_VMS",
                      help="Comma-separated slot VMs, NAME or NAME:SIZE; sizes in order of preference "
                           "(the stack writes vmSize's slots first, then fallbackSizes') (env SPOTKIT_SLOT_VMS)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _options(fn: F) -> F:
+    for option in reversed([
         click.option("--deadline-hours", type=POSITIVE, default=6.0, show_default=True),
         click.option("--vm-size", envvar="SPOTKIT_VM_SIZE", default="Standard_NC4as_T4_v3", show_default=True,
                      help="The slots' VM size, for its spot price (env SPOTKIT_VM_SIZE)."),
@@ -77,27 +83,15 @@ def _options(fn: F) -> F:
                      show_default=True, help="Slots kept running whatever the queue (env SPOTKIT_MIN_RUNNING)."),
     ]):
         fn = option(fn)
-    return fn
+    return slot_options(fn)
 
 
 def _build(settings: Settings, backend: str | None, subscription: str | None, resource_group: str | None,
            slots: str | None, deadline_hours: float, vm_size: str, region: str, prices: str, api_model: str,
            window_days: int, api_workers: int, api_budget_usd: float | None, budget_override: bool, min_running: int,
            **overrides: float | None) -> Controller:
-    backend = backend or ("azure" if subscription else "local")
-    entries = [s.strip() for s in (slots or "").split(",") if s.strip()]
-    names = [entry.split(":", 1)[0] for entry in entries]
-    sizes = {entry.split(":", 1)[0]: entry.split(":", 1)[1] for entry in entries if ":" in entry}
-    slot_backend: SlotBackend
-    if backend == "azure":
-        if not (subscription and resource_group and names):
-            raise SpotkitError("the azure backend needs --subscription, --resource-group and --slots "
-                               "(or SPOTKIT_SUBSCRIPTION_ID, SPOTKIT_RESOURCE_GROUP, SPOTKIT_SLOT_VMS)")
-        slot_backend = AzureSlots(subscription, resource_group, names, sizes=sizes)
-        max_slots = len(names)
-    else:
-        slot_backend = LocalSlots(settings.home)
-        max_slots = len(slot_backend.list_slots())
+    slot_backend = open_slots(settings.home, backend, subscription, resource_group, slots)
+    max_slots = len(slot_backend.vm_names) if isinstance(slot_backend, AzureSlots) else len(slot_backend.list_slots())
     store = open_store(settings.store)
     reader = InputReader(store, vm_size, region, api_model, live_prices=prices == "live", window_days=window_days,
                          flags=overrides)

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from runtime.engines.revision import transcriber_revision
 from runtime.errors import SpotkitError
+from runtime.fleet_status import heartbeat_max_age
 from runtime.formats import FORMATS, render
 from runtime.jobs import assemble, job_status
 from runtime.jobs import submit as submit_job
-from runtime.oncall import heartbeat_max_age
 from runtime.queue import open_queue
 from runtime.store import open_store
 from runtime.work import TaskOptions

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from runtime import oncall
+from runtime.fleet_status import heartbeat_max_age
 from runtime.schedule import parse_duration
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
@@ -41,7 +42,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     """
     settings = settings_from(ctx)
     rows = oncall.list_nodes(open_store(settings.store),
-                             stale_after=oncall.heartbeat_max_age(settings.heartbeat_seconds))
+                             stale_after=heartbeat_max_age(settings.heartbeat_seconds))
     if as_json:
         click.echo(json.dumps(rows))
         return

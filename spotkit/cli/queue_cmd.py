@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from runtime.config import Settings
-from runtime.oncall import heartbeat_max_age
+from runtime.fleet_status import heartbeat_max_age
 from runtime.queue import open_queue
 from runtime.queue.held import ALREADY_MOVED, FAILED, RELEASED, NodeLeases, check_releasable, read_held, release, utc
 from runtime.queue.replay import list_poisoned, purge, requeue

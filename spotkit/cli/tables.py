@@ -8,16 +8,22 @@ from collections.abc import Iterable
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
-def print_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
+def render_table(console: Console, title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
+    """Print the table on *console*; a cell that is a `rich.text.Text` keeps its colours."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   title_justify="left")
     for column in columns:
         table.add_column(column, no_wrap=True)
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else str(cell) for cell in row))
+    console.print(table)
+
+
+def print_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=240)
-    console.print(table)
+    render_table(console, title, columns, rows)

@@ -27,6 +27,7 @@ class SlotState:
     name: str
     power: str  # running | starting | deallocated | deallocating | stopped | unknown
     size: str = ""  # the VM size ("" when all slots are alike, as in the local fleet)
+    address: str = ""  # its private IP where the backend knows it ("" when it does not: Azure's instance view)
 
 
 class SlotBackend(ABC):

@@ -92,7 +92,8 @@ def test_unknown_job(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no job 'feedfacefeedfacefeedface'" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["submit"], ["status"], ["fetch"], ["agent"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["submit"], ["status"], ["fetch"], ["agent"], ["demo"], ["fleet"],
+                                     ["fleet", "status"]])
 def test_help_has_examples(tmp_path: Path, command: list[str]) -> None:
     result = spotkit(tmp_path, *command, "--help")
     assert result.returncode == 0 and "Examples:" in result.stdout

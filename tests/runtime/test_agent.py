@@ -84,6 +84,7 @@ def test_submit_agent_fetch_then_resubmit_is_all_cache_hits(settings: Settings, 
     [boot_key] = store.list("boots/")  # when the node became ready, for the cost policies
     boot = json.loads(store.get(boot_key))
     assert boot["node"] == "test-node" and boot["cache_dir_had_results"] is False and boot["os_uptime_seconds"] > 0
+    assert (boot["engine"], boot["model"]) == (whisper.engine, whisper.model)  # `fleet status` shows them
     # A local slot starts with its agent process, not with the host: the host's uptime (hours on CI)
     # once made the controller think a boot takes hours and route everything to the API.
     assert boot["model_load_seconds"] <= boot["boot_seconds"] <= elapsed

@@ -154,3 +154,57 @@ def test_an_undecodable_row_is_poisoned_alone(tmp_path: Path, content: bytes) ->
     [record] = q.poison_queue().receive(5, 30)
     assert json.loads(record.body)["error"] == why
     assert q.approximate_count() == 1  # only the innocent one, leased
+
+
+def test_depth_splits_visible_and_leased_and_dates_the_oldest_waiting(queue_ut: QueueUnderTest) -> None:
+    q = queue_ut.queue
+    empty = q.depth()
+    assert (empty.total, empty.visible, empty.leased, empty.oldest_enqueued_at) == (0, 0, 0, None)
+    q.send("first")
+    first = q.depth().oldest_enqueued_at
+    assert first is not None
+    queue_ut.advance(1.6)  # Azure dates messages to the second
+    q.send("second")
+    both = q.depth()
+    assert (both.total, both.visible, both.leased, both.oldest_enqueued_at) == (2, 2, 0, first)
+    [leased] = q.receive(1, 30)
+    assert leased.body == "first"
+    one_left = q.depth()
+    assert (one_left.total, one_left.visible, one_left.leased) == (2, 1, 1)
+    assert one_left.oldest_enqueued_at is not None and one_left.oldest_enqueued_at > first  # the second's
+
+
+def test_depth_of_a_deep_queue_says_what_the_backend_can(queue_kind: str, queue_ut: QueueUnderTest) -> None:
+    """Azure's peek sees at most 32 messages: past that, how many wait is unknown, not a guess."""
+    q = queue_ut.queue
+    for i in range(33):
+        q.send(f"m{i}")
+    depth = q.depth()
+    assert depth.total == 33 and depth.oldest_enqueued_at is not None
+    assert (depth.visible, depth.leased) == ((33, 0) if queue_kind == "sqlite" else (None, None))
+
+
+def test_sqlite_depth_dates_by_its_clock_and_a_file_from_before_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from runtime.queue.sqlite_queue import SqliteQueue
+    from tests.conftest import FakeClock
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the schema before enqueued_at, with a row in it
+        conn.executescript("CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+                           "queue TEXT NOT NULL, content TEXT NOT NULL, visible_at REAL NOT NULL, "
+                           "dequeue_count INTEGER NOT NULL DEFAULT 0, pop_receipt TEXT);"
+                           "INSERT INTO messages (id, queue, content, visible_at) VALUES ('old', 'work', 'x', 0);")
+    clock = FakeClock()
+    q = SqliteQueue(path, clock=clock)
+    SqliteQueue(path, clock=clock)  # a second opener finds the column there
+    assert q.depth().oldest_enqueued_at is None  # a waiting row of unknown age: unknown, not a younger age
+    q.send("new")
+    assert q.depth().oldest_enqueued_at is None
+    [old] = q.receive(1, 30)
+    assert old.id == "old"
+    assert q.depth().oldest_enqueued_at == clock.now  # the waiting one is dated
+    clock.now += 5
+    q.poison(old, "test")
+    assert q.poison_queue().depth().oldest_enqueued_at == clock.now  # poisoned now, dated now

@@ -11,16 +11,26 @@ from hypothesis import strategies as st
 
 from runtime.records import (
     LAYOUT,
+    ROUTING_KEY,
+    AuditRecord,
     BadRecord,
+    BootRecord,
     DrainRequest,
     EvictionRecord,
     Heartbeat,
     HeldLease,
+    RoutingRecord,
     UsageRecord,
+    audit_key,
+    boot_key,
+    boot_key_parts,
     dump,
     load,
     load_lines,
     read_heartbeats,
+    read_latest_audit,
+    read_latest_boots,
+    read_routing,
 )
 from runtime.store.file_store import FileStore
 from tests.conftest import REPO
@@ -97,3 +107,31 @@ def test_any_bytes_are_a_record_or_a_bad_record(data: bytes) -> None:
         load_lines(UsageRecord, data)
     except BadRecord:
         pass
+
+
+def test_each_nodes_newest_boot_is_read_and_an_old_boot_record_reads_without_a_model(tmp_path: object) -> None:
+    store = FileStore(tmp_path / "s")  # type: ignore[operator]
+    old = BootRecord("gpu-slot-1", 100.0, 2.0, 50.0, False, "faster-whisper", "0.1.0", 30.0, "tiny.en")
+    new = BootRecord("gpu-slot-1", 90_000.0, 1.0, 5.0, True, "faster-whisper", "0.2.0", 20.0, "large-v3")
+    store.put(boot_key("1970-01-01", "gpu-slot-1", 100_000), dump(old))
+    store.put(boot_key("1970-01-02", "gpu-slot-1", 90_000_000), dump(new))
+    legacy = {k: v for k, v in json.loads(dump(old)).items() if k != "model"} | {"node": "slot-2"}
+    store.put(boot_key("1970-01-01", "slot-2", 5), json.dumps(legacy).encode())
+    store.put("boots/day=1970-01-01/not-a-boot.txt", b"junk")
+    assert read_latest_boots(store) == {"gpu-slot-1": new, "slot-2": load(BootRecord, legacy)}
+    assert read_latest_boots(store)["slot-2"].model == ""
+    assert boot_key_parts(boot_key("2026-01-01", "a-b-c", 42)) == ("a-b-c", 42)
+    assert boot_key_parts("boots/day=2026-01-01/nostamp.json") is None
+
+
+def test_routing_and_the_newest_decision_are_read_back(tmp_path: object) -> None:
+    store = FileStore(tmp_path / "s")  # type: ignore[operator]
+    assert read_routing(store) is None and read_latest_audit(store, ["1970-01-01"]) is None
+    store.put(ROUTING_KEY, dump(RoutingRecord("split", 7.0)))
+    assert read_routing(store) == RoutingRecord("split", 7.0)
+    early, late = (AuditRecord(at, {"api_workers": n}, 1, "split", "why") for at, n in ((10.0, 1), (20.0, 2)))
+    for record in (late, early):
+        store.put(audit_key("1970-01-01", int(record.at * 1000), "abc"), dump(record))
+    assert read_latest_audit(store, ["1970-01-02", "1970-01-01"]) == late
+    store.put(ROUTING_KEY, b"{not json")
+    assert read_routing(store) is None  # unreadable: logged, shown as no decision
