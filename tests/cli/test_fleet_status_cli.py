@@ -181,7 +181,9 @@ def test_watch_redraws_in_a_terminal_and_ctrl_c_exits_cleanly(two_nodes: LocalFl
     command = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m spotkit --home "
                f"{shlex.quote(str(home))} fleet status --backend local --watch 1 2>{shlex.quote(str(err_file))}; "
                f"echo $? > {shlex.quote(str(rc_file))}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTKIT_") and k != "NO_COLOR"}
+    # COLUMNS/LINES (set by pytest-xdist's workers) would override the pane's real 200x50 size.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SPOTKIT_") and k not in ("NO_COLOR", "COLUMNS", "LINES")}
     try:
         started = tmux(socket, "new-session", "-d", "-s", "watch", "-x", "200", "-y", "50", command, env=env)
         assert started.returncode == 0, started.stderr
