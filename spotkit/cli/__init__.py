@@ -84,6 +84,7 @@ def _register() -> None:
         breakeven_cmd,
         controller_cmd,
         demo_cmd,
+        doctor_cmd,
         fleet_cmd,
         jobs_cmd,
         local_cmd,
@@ -97,7 +98,7 @@ def _register() -> None:
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet):
+                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor):
         main.add_command(command)
 
 
