@@ -127,3 +127,23 @@ def test_a_deadline_and_a_priority_travel_with_the_job(tmp_path: Path) -> None:
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         assert len([line for line in refused.stderr.splitlines() if line.lower().startswith("error")]) == 1
     assert queued(home) == depth  # nothing was queued
+
+
+def test_the_readme_lists_every_command_and_every_command_has_examples() -> None:
+    """Docs that match: each command and subcommand `spotkit --help` offers is in the README's list, and
+    its help shows examples (a new command cannot land undocumented)."""
+    import click
+
+    from spotkit.cli import main
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing, bare = [], []
+    for name, command in main.commands.items():
+        if f"spotkit {name}" not in readme:
+            missing.append(name)
+        groups = command.commands.items() if isinstance(command, click.Group) else []
+        for sub, child in [(name, command), *((f"{name} {s}", c) for s, c in groups)]:
+            if "Examples:" not in (child.help or "") and not isinstance(child, click.Group):
+                bare.append(sub)
+    assert missing == [], f"README.md does not list: {missing}"
+    assert bare == [], f"no examples in --help: {bare}"
