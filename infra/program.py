@@ -12,7 +12,7 @@ from infra import names
 from infra.components.gpu_pool import GpuPool, GpuPoolArgs, slot_specs
 from infra.components.hosts import Hosts, HostsArgs
 from infra.components.identity import Identity, IdentityArgs
-from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs, eviction_runbook
 from infra.components.network import Network, NetworkArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.storage import Storage, StorageArgs
@@ -24,7 +24,6 @@ from infra.custom_data import (
     render_controller_cloud_config,
     render_node_cloud_config,
 )
-from runtime.eviction.alerts import runbook_url
 
 
 def build(cfg: StackConfig) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         controller_data, cfg.admin_ssh_public_key))
     alerts = Monitoring(f"{prefix}-monitoring", MonitoringArgs(
         group.name, group.id, tags, cfg.alert_emails, cfg.secrets.get("alertWebhook"),
-        runbook_url(cfg.runbook_base_url, "eviction")))
+        eviction_runbook(cfg.runbook_base_url)))
     return {
         "resource_group": group.name,
         "queue_url": store.queue_url,

@@ -10,10 +10,23 @@ on-call hears about capacity loss even when a node died too fast to post its own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import pulumi
 from pulumi_azure_native import monitor
+
+# The runbooks of the deployed version, and the eviction page: the same as the agents' alerts link
+# (runtime.eviction.alerts.DEFAULT_RUNBOOKS, RUNBOOK_PAGES; infra imports nothing of the runtime, so
+# tests/infra/test_program.py holds the two equal).
+DEFAULT_RUNBOOKS = "https://github.com/spotkit/spotkit/blob/v{version}/docs/runbooks"
+EVICTION_PAGE = "eviction.md"
+
+
+def eviction_runbook(base: str) -> str:
+    """The eviction runbook's URL under the stack's runbookBaseUrl, or under the deployed version's docs."""
+    root = base or DEFAULT_RUNBOOKS.format(version=metadata.version("spotkit"))
+    return f"{root.rstrip('/')}/{EVICTION_PAGE}"
 
 
 @dataclass

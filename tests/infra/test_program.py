@@ -342,6 +342,14 @@ def test_every_stack_key_acts() -> None:
     assert not dead, f"these stack keys change nothing that is declared: {dead}"
 
 
+def test_the_stack_links_the_same_runbook_the_agents_do() -> None:
+    from infra.components.monitoring import eviction_runbook
+    from runtime.eviction.alerts import runbook_url
+
+    assert eviction_runbook("") == runbook_url("", "eviction")
+    assert eviction_runbook("https://wiki.example.com/rb/") == runbook_url("https://wiki.example.com/rb", "eviction")
+
+
 def test_the_runbook_base_reaches_every_alert() -> None:
     """runbookBaseUrl: the nodes' and the controller's alerts link under it, and so does the Azure
     Monitor alert's description; without it, the deployed version's docs."""
