@@ -75,9 +75,10 @@ class RemoteError(SpotkitError):
 
     ``kind`` says why, for people and for ``--json``: ``unreachable`` and ``timeout`` (transient: the
     node may be booting or deallocated), ``host-key`` (no published key, or the node showed another
-    one: refused, never retried), ``auth`` (the key was refused), ``config`` (no address, no key file),
-    ``protocol`` (the SSH conversation broke). The CLI exits 255 for all of them, as ssh does, so a
-    remote command's own status (0..254) stays readable."""
+    one: refused, never retried), ``auth`` (the key was refused), ``config`` (no address, no key file,
+    a bad setting), ``store`` (the store could not be read), ``protocol`` (the SSH conversation
+    broke). The CLI exits 255 for all of them, as ssh does, so a remote command's own status
+    (0..254) stays readable."""
 
     exit_code = 255
 

@@ -99,8 +99,8 @@ class RemoteFleet:
     def nodes(self, store: ObjectStore, now: float, max_age: float, live: bool) -> list[str]:
         nodes = select_nodes(self.settings.addresses, read_heartbeats(store), now, max_age, live)
         if not nodes:
-            raise ConfigError(f"no nodes: none has sent a heartbeat{'' if live else ' or has an address in '}"
-                              f"{'' if live else ENV['addresses']}")
+            raise ConfigError("no nodes: none has a fresh heartbeat" if live else
+                              f"no nodes: none has sent a heartbeat or has an address in {ENV['addresses']}")
         return nodes
 
 
@@ -137,8 +137,14 @@ def run_many(runner: Runner, fleet: RemoteFleet, nodes: Sequence[str], command: 
                 on_result(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(nodes))), thread_name_prefix="ssh") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(nodes))), thread_name_prefix="ssh")
+    try:
         return list(pool.map(one, nodes))
+    except BaseException:  # Ctrl-C: end the connections, or the threads (a --follow) would never return
+        runner.close()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class PrefixedLines:

@@ -119,12 +119,15 @@ class FabricRunner:
         self.connect_timeout = connect_timeout
         self.jump = jump
         self._gateway: Connection | None = None
+        self._open: set[Connection] = set()  # every node connection in use, for close() to end
         self._lock = threading.Lock()
 
     def run(self, target: Target, command: str, *, timeout: float | None, out: Stream | None = None,
             err: Stream | None = None) -> Output:
         gateway = self._open_gateway()
         conn = self._connection(target.endpoint, target.user, target.key_file, target.known_hosts, gateway)
+        with self._lock:
+            self._open.add(conn)
         try:
             started = time.monotonic()
             try:
@@ -142,15 +145,22 @@ class FabricRunner:
                 raise RemoteError(f"{target.node}: the SSH session broke ({type(error).__name__}: "
                                   f"{_one_line(error)})", kind="protocol") from None
         finally:
+            with self._lock:
+                self._open.discard(conn)
             conn.close()
         code = result.exited if isinstance(result.exited, int) and 0 <= result.exited <= 255 else NO_STATUS
         return Output(exit_code=code, stdout=result.stdout, stderr=result.stderr)
 
     def close(self) -> None:
+        """End every connection, those in use by other threads included (Ctrl-C on ``--all``: their
+        commands end on the nodes, their threads return)."""
         with self._lock:
-            if self._gateway is not None:
-                self._gateway.close()
-                self._gateway = None
+            conns, self._open = list(self._open), set()
+            gateway, self._gateway = self._gateway, None
+        for conn in conns:
+            conn.close()
+        if gateway is not None:
+            gateway.close()
 
     def _open_gateway(self) -> Connection | None:
         if self.jump is None:

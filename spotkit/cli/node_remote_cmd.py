@@ -21,12 +21,14 @@ from typing import Any, TypeVar
 import click
 
 from runtime import oncall
+from runtime.config import Settings
 from runtime.errors import ConfigError, RemoteError, SpotkitError
 from runtime.remote.fleet import NodeResult, RemoteFleet, overall_exit, run_many, run_one
 from runtime.remote.hostkeys import DEFAULT_HOST_KEY_FILES, fingerprint, publish_host_keys
 from runtime.remote.runner import FabricRunner
 from runtime.remote.settings import RemoteSettings, load_remote_settings
 from runtime.store import open_store
+from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import POSITIVE
 from spotkit.cli.tables import print_table
@@ -64,11 +66,11 @@ def _targets(fn: F) -> F:
     return fn
 
 
-def _fleet(ctx: click.Context, connect_timeout: float | None) -> tuple[RemoteFleet, Any]:
+def _fleet(ctx: click.Context, connect_timeout: float | None) -> tuple[RemoteFleet, ObjectStore, Settings]:
     settings = settings_from(ctx)
     remote = load_remote_settings(connect_timeout=connect_timeout)
     store = open_store(settings.store)
-    return RemoteFleet.load(store, remote, settings.home), store
+    return RemoteFleet.load(store, remote, settings.home), store, settings
 
 
 def _run(ctx: click.Context, node: str | None, all_nodes: bool, live: bool, connect_timeout: float | None,
@@ -80,9 +82,8 @@ def _run(ctx: click.Context, node: str | None, all_nodes: bool, live: bool, conn
         raise click.UsageError("name one NODE, or --all")
     if live and not all_nodes:
         raise click.UsageError("--live goes with --all")
-    fleet, store = _fleet(ctx, connect_timeout)
+    fleet, store, settings = _fleet(ctx, connect_timeout)
     line, limit = command(fleet.settings), timeout(fleet.settings)
-    settings = settings_from(ctx)
     runner = FabricRunner(fleet.settings.connect_timeout, fleet.jump())
     try:
         if node:
@@ -215,7 +216,7 @@ def ssh(ctx: click.Context, node: str, command: tuple[str, ...], connect_timeout
       spotkit node ssh spotkit-dev-slot-1
       spotkit node ssh spotkit-dev-slot-1 --print      # the ssh command line, to reuse
     """
-    fleet, _ = _fleet(ctx, connect_timeout)
+    fleet, _, _ = _fleet(ctx, connect_timeout)
     binary = shutil.which("ssh")
     if binary is None and not print_only:
         raise ConfigError("no ssh on PATH; install the OpenSSH client (apt-get install openssh-client)")

@@ -9,6 +9,7 @@ import getpass
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,27 @@ def test_logs_show_the_last_lines_and_follow_new_ones(servers: Servers, home: Pa
         follow.terminate()
         follow.wait(30)
     # The follow ended with the connection: no `tail -f` is left running on the node (this machine).
+    assert gone_from_the_node(["tail", "-n", "1", "-f", str(log)])
+
+
+def test_ctrl_c_ends_a_follow_on_every_node(servers: Servers, home: Path, tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    log.write_text("the only line\n")
+    env = env_for(servers, {"node-a": servers.node_a.port, "node-b": servers.node_b.port}, jump=True,
+                  SPOTKIT_LOGS_COMMAND=f"tail -n {{lines}} {{follow}} {log} | cat")
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTKIT_")} | env
+    follow = subprocess.Popen([sys.executable, "-m", "spotkit", "--home", str(home), "node", "logs", "--all",
+                               "--follow", "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=child_env)
+    try:
+        assert follow.stdout is not None
+        assert sorted(follow.stdout.readline() for _ in range(2)) == ["node-a | the only line\n",
+                                                                     "node-b | the only line\n"]
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(60) != 0  # ended by the interrupt, not hanging on its threads
+    finally:
+        follow.kill()
+        follow.wait(30)
     assert gone_from_the_node(["tail", "-n", "1", "-f", str(log)])
 
 
