@@ -23,6 +23,7 @@ import click
 from runtime import oncall
 from runtime.config import Settings
 from runtime.errors import ConfigError, RemoteError, SpotkitError
+from runtime.redact import redact
 from runtime.remote.fleet import NodeResult, RemoteFleet, overall_exit, run_many, run_one
 from runtime.remote.hostkeys import DEFAULT_HOST_KEY_FILES, fingerprint, publish_host_keys
 from runtime.remote.runner import FabricRunner
@@ -114,7 +115,7 @@ def _run(ctx: click.Context, node: str | None, all_nodes: bool, live: bool, conn
 
 def _print_result(result: NodeResult, report: Callable[[NodeResult], None] | None) -> None:
     if result.error:
-        click.echo(f"error: {result.error}", err=True)
+        click.echo(f"error: {redact(result.error)}", err=True)
     elif report is not None:
         report(result)
 
@@ -132,9 +133,8 @@ def exec_(ctx: click.Context, args: tuple[str, ...], timeout: float | None, all_
     """Run a command on NODE (or on --all nodes at once) and exit with its status.
 
     Everything after `--` is the command, run by the node's login shell (its words quoted as given).
-    One node: its output as it comes, its exit status. --all: each line
-    prefixed `node | `, a status per node, and spotkit exits 0 if all gave 0, else the highest
-    (255: a node was not reached).
+    One node: its output as it comes, its exit status (255: none, the error says why). --all: each
+    line prefixed `node | `, a status per node, and spotkit exits 0 if all gave 0, else the highest.
 
     \b
     Examples:
