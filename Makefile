@@ -28,16 +28,19 @@ typecheck: $(STAMP)
 # Debian's cloud-init validates the node images (`cloud-init schema`); systemd-analyze checks the units;
 # mkfs.ext4 and curl run the disk and secrets boot scripts against local stand-ins; espeak-ng speaks
 # the test speech; chattr (e2fsprogs) makes a store read-only for the outage test; headless chromium
-# renders the HTML report; tmux is the terminal `spotkit fleet status --watch` is drawn in.
+# renders the HTML report; tmux is the terminal `spotkit fleet status --watch` is drawn in; sshd
+# (openssh-server, with ssh and ssh-keygen) serves the `spotkit node exec|ssh` tests, each its own on loopback.
 system-packages:
 	@if ! command -v cloud-init >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 \
 	    || ! command -v mkfs.ext4 >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 \
 	    || ! command -v espeak-ng >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
-	    || ! command -v tmux >/dev/null 2>&1; then \
+	    || ! command -v tmux >/dev/null 2>&1 \
+	    || ! PATH="$$PATH:/usr/sbin:/sbin" command -v sshd >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      cloud-init systemd e2fsprogs curl espeak-ng chromium tmux >/dev/null; \
-	  else echo "make test needs: apt-get install cloud-init systemd e2fsprogs curl espeak-ng chromium tmux"; exit 1; fi; \
+	      cloud-init systemd e2fsprogs curl espeak-ng chromium tmux openssh-server openssh-client >/dev/null; \
+	  else echo "make test needs: apt-get install cloud-init systemd e2fsprogs curl espeak-ng chromium tmux" \
+	    "openssh-server openssh-client"; exit 1; fi; \
 	fi
 
 # Two workers on the two cores CI has (about 5.5 min instead of 10; `pytest -n 0` runs it serially).

@@ -16,6 +16,7 @@ from infra.components.monitoring import Monitoring, MonitoringArgs, eviction_run
 from infra.components.network import Network, NetworkArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.storage import Storage, StorageArgs
+from infra.components.vm import ADMIN_USER
 from infra.config import SECRET_KEYS, StackConfig
 from infra.custom_data import (
     ControllerBootConfig,
@@ -86,4 +87,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "alert_id": alerts.alert_id,
         "controller_vm_id": hosts.controller_vm_id,
         "jump_host_ip": hosts.jump_public_ip,
+        # `spotkit node ssh|exec` read these two (SPOTKIT_SLOT_ADDRESSES, SPOTKIT_JUMP_HOST).
+        "slot_addresses": pool.slot_addresses,
+        "jump_host": hosts.jump_public_ip.apply(lambda ip: f"{ADMIN_USER}@{ip}:22"),
     }

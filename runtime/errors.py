@@ -68,3 +68,21 @@ class EngineError(SpotkitError):
 
 class BadMessage(SpotkitError):
     """A queue message cannot be understood; retrying will not help, so it is poisoned at once."""
+
+
+class RemoteError(SpotkitError):
+    """A command over SSH on a node got no exit status of its own (`runtime.remote`).
+
+    ``kind`` says why, for people and for ``--json``: ``unreachable`` and ``timeout`` (transient: the
+    node may be booting or deallocated), ``host-key`` (no published key, or the node showed another
+    one: refused, never retried), ``auth`` (the key was refused), ``config`` (no address, no key file,
+    a bad setting), ``store`` (the store could not be read), ``protocol`` (the SSH conversation
+    broke). The CLI exits 255 for all of them, as ssh does, so a remote command's own status
+    (0..254) stays readable."""
+
+    exit_code = 255
+
+    def __init__(self, *args: object, kind: str, transient: bool | None = None) -> None:
+        super().__init__(*args, transient=(kind in ("unreachable", "timeout", "protocol"))
+                         if transient is None else transient)
+        self.kind = kind

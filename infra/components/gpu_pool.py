@@ -61,6 +61,7 @@ class GpuPool(pulumi.ComponentResource):
         rg, loc = args.resource_group_name, args.location
         self.vms: list[compute.VirtualMachine] = []
         self.disks: list[compute.Disk] = []
+        self.private_ips: list[pulumi.Output[str]] = []
         specs = slot_specs(args.name_prefix, args.slot_count, args.vm_size, args.fallback_sizes)
         for vm_name, vm_size in specs:
             disk = compute.Disk(
@@ -69,7 +70,7 @@ class GpuPool(pulumi.ComponentResource):
                 sku=compute.DiskSkuArgs(name=args.data_disk_sku),
                 creation_data=compute.CreationDataArgs(create_option=compute.DiskCreateOption.EMPTY),
                 opts=pulumi.ResourceOptions(parent=self))
-            vm = make_vm(
+            made = make_vm(
                 vm_name, VmSpec(
                     vm_name=vm_name, size=vm_size, subnet_id=args.subnet_id,
                     admin_ssh_public_key=args.admin_ssh_public_key, tags=args.tags, role="gpu-node",
@@ -79,6 +80,8 @@ class GpuPool(pulumi.ComponentResource):
                         delete_option=compute.DiskDeleteOptionTypes.DETACH, caching=compute.CachingTypes.READ_ONLY,
                         managed_disk=compute.ManagedDiskParametersArgs(id=disk.id))]),
                 rg, loc, self, spot_max_price=args.spot_price_cap_per_hour)
+            vm = made.vm
+            self.private_ips.append(made.private_ip)
             compute.VirtualMachineExtension(
                 f"{vm_name}-nvidia", resource_group_name=rg, location=loc, vm_name=vm.name,
                 auto_upgrade_minor_version=True, tags=args.tags, opts=pulumi.ResourceOptions(parent=self),
@@ -88,4 +91,8 @@ class GpuPool(pulumi.ComponentResource):
         self.vm_ids = [vm.id for vm in self.vms]
         self.vm_names = [name for name, _ in specs]
         self.vm_sizes = [size for _, size in specs]
+        # `export SPOTKIT_SLOT_ADDRESSES=$(pulumi stack output slot_addresses)`: NAME=ADDRESS,… as
+        # runtime/remote/addresses.py reads it.
+        self.slot_addresses = pulumi.Output.all(*self.private_ips).apply(
+            lambda ips: ",".join(f"{vm_name}={ip}" for vm_name, ip in zip(self.vm_names, ips, strict=True)))
         self.register_outputs({"vm_ids": self.vm_ids, "disk_ids": [d.id for d in self.disks]})

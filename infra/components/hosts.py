@@ -38,7 +38,7 @@ class Hosts(pulumi.ComponentResource):
         controller = make_vm(f"{name}-controller", VmSpec(
             vm_name=f"{args.name_prefix}-controller", size=CONTROLLER_SIZE, subnet_id=args.controller_subnet_id,
             admin_ssh_public_key=args.admin_ssh_public_key, tags=args.tags, role="controller",
-            custom_data=args.controller_custom_data, identity_id=args.controller_identity_id), rg, loc, self)
+            custom_data=args.controller_custom_data, identity_id=args.controller_identity_id), rg, loc, self).vm
         jump_ip = network.PublicIPAddress(
             f"{name}-jump-ip", resource_group_name=rg, location=loc, tags={**args.tags, "spotkit-role": "jump-host"},
             sku=network.PublicIPAddressSkuArgs(name="Standard"), public_ip_allocation_method="Static",
@@ -46,7 +46,7 @@ class Hosts(pulumi.ComponentResource):
         jump = make_vm(f"{name}-jump", VmSpec(
             vm_name=f"{args.name_prefix}-jump", size=JUMP_SIZE, subnet_id=args.jump_subnet_id,
             admin_ssh_public_key=args.admin_ssh_public_key, tags=args.tags, role="jump-host",
-            public_ip_id=jump_ip.id), rg, loc, self)
+            public_ip_id=jump_ip.id), rg, loc, self).vm
         self.controller_vm_id, self.jump_vm_id = controller.id, jump.id
         self.jump_public_ip = jump_ip.ip_address
         self.register_outputs({"controller_vm_id": controller.id, "jump_public_ip": jump_ip.ip_address})

@@ -28,8 +28,16 @@ class VmSpec:
     data_disks: list[compute.DataDiskArgs] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class MadeVm:
+    vm: compute.VirtualMachine
+    # The NIC's private address as Azure assigned it (Dynamic allocation): how `spotkit node ssh|exec`
+    # reaches a slot through the jump host (the stack's `slot_addresses` output).
+    private_ip: pulumi.Output[str]
+
+
 def make_vm(name: str, spec: VmSpec, resource_group_name: pulumi.Input[str], location: str,
-            parent: pulumi.Resource, spot_max_price: float | None = None) -> compute.VirtualMachine:
+            parent: pulumi.Resource, spot_max_price: float | None = None) -> MadeVm:
     """A VM with its NIC; with *spot_max_price* a spot VM that is deallocated on eviction."""
     tags = {**spec.tags, "spotkit-role": spec.role}
     child = pulumi.ResourceOptions(parent=parent)
@@ -41,7 +49,7 @@ def make_vm(name: str, spec: VmSpec, resource_group_name: pulumi.Input[str], loc
     identity = compute.VirtualMachineIdentityArgs(
         type=compute.ResourceIdentityType.USER_ASSIGNED,
         user_assigned_identities=[spec.identity_id]) if spec.identity_id is not None else None
-    return compute.VirtualMachine(
+    vm = compute.VirtualMachine(
         name, resource_group_name=resource_group_name, location=location, tags=tags, vm_name=spec.vm_name,
         hardware_profile=compute.HardwareProfileArgs(vm_size=spec.size),
         identity=identity,
@@ -67,3 +75,6 @@ def make_vm(name: str, spec: VmSpec, resource_group_name: pulumi.Input[str], loc
         eviction_policy=compute.VirtualMachineEvictionPolicyTypes.DEALLOCATE if spot_max_price is not None else None,
         billing_profile=compute.BillingProfileArgs(max_price=spot_max_price) if spot_max_price is not None else None,
         opts=child)
+    private_ip = nic.ip_configurations.apply(
+        lambda configs: str((configs[0].private_ip_address if configs else None) or ""))
+    return MadeVm(vm, private_ip)

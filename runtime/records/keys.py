@@ -28,6 +28,7 @@ AUDIT = "audit/controller/"
 POWER = "power/"
 CONTROL = "control/"
 MODELS = "models/"
+HOST_KEYS = "hostkeys/"
 
 # (key pattern, written by, how): the store-layout table of docs/runtime.md.
 LAYOUT: tuple[tuple[str, str, str], ...] = (
@@ -91,6 +92,12 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         f"{MODELS}<model>/manifest.json, …/files/<file>",
         "`spotkit models publish`",
         "the model mirror, manifest written last",
+    ),
+    (
+        f"{HOST_KEYS}<node>.json",
+        "`spotkit node publish-host-keys` (the agent unit, at every start)",
+        "overwritten: the node's public SSH host keys (`NodeHostKeys`), "
+        "what `spotkit node ssh`, `exec`, `logs` and `restart` build known_hosts from",
     ),
 )
 
@@ -211,6 +218,10 @@ def model_manifest_key(folder: str) -> str:
 
 def model_file_key(folder: str, name: str) -> str:
     return f"{model_prefix(folder)}files/{name}"
+
+
+def host_keys_key(node: str) -> str:
+    return f"{HOST_KEYS}{node}.json"
 
 
 def layout_table() -> str:

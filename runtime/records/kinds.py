@@ -229,3 +229,18 @@ class RoutingRecord:
     routing: str
     at: float
     v: int = 1
+
+
+@dataclass(frozen=True)
+class NodeHostKeys:
+    """A node's public SSH host keys, as the node itself read them from its own disk at agent start.
+
+    Why in the store: ``spotkit node ssh|exec`` builds its known_hosts from these records, so nobody
+    accepts a host key on first sight; the trust is that of the store (written by the nodes' managed
+    identity), not of the network. Only public keys, never a private one (`runtime.remote.hostkeys`
+    refuses anything else), and never through custom data."""
+
+    node: str
+    keys: list[str]  # OpenSSH public keys, "TYPE BASE64" (no comment), one per host key file
+    published_at: float
+    v: int = 1

@@ -12,6 +12,7 @@ from runtime.records.keys import (
     BOOTS,
     HEARTBEATS,
     ROUTING_KEY,
+    HOST_KEYS,
     audit_prefix,
     boot_key_parts,
     evictions_prefix,
@@ -24,6 +25,7 @@ from runtime.records.kinds import (
     BootRecord,
     EvictionRecord,
     Heartbeat,
+    NodeHostKeys,
     PowerEvent,
     RoutingRecord,
     UsageRecord,
@@ -46,6 +48,11 @@ def read_all(store: ObjectStore, kind: type[R], prefix: str, lines: bool = False
 
 def read_heartbeats(store: ObjectStore) -> list[Heartbeat]:
     return list(read_all(store, Heartbeat, HEARTBEATS))
+
+
+def read_host_keys(store: ObjectStore) -> dict[str, NodeHostKeys]:
+    """Every node's published host keys, by node name."""
+    return {record.node: record for record in read_all(store, NodeHostKeys, HOST_KEYS)}
 
 
 def read_usage(store: ObjectStore, day: str | None = None) -> list[UsageRecord]:

@@ -76,6 +76,8 @@ def main(home: str | None, queue: str | None, store: str | None, verbose: bool) 
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("azure", "urllib3"):  # SDK request logs; our own errors say what failed in one line
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    # paramiko logs a failed handshake at ERROR, traceback and all; `node exec` says it in one line.
+    logging.getLogger("paramiko").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def _register() -> None:

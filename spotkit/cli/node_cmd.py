@@ -1,4 +1,5 @@
-"""``spotkit node list|drain|undrain`` and ``spotkit evictions list``: the on-call view."""
+"""``spotkit node list|drain|undrain`` and ``spotkit evictions list``: the on-call view. The verbs that
+reach a node over SSH (``ssh``, ``exec``, ``logs``, ``restart``) live in `spotkit.cli.node_remote_cmd`."""
 
 from __future__ import annotations
 
@@ -12,21 +13,28 @@ from runtime import oncall
 from runtime.fleet_status import heartbeat_max_age
 from runtime.schedule import parse_duration
 from runtime.store import open_store
-from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli import friendly_errors, node_remote_cmd, settings_from
 from spotkit.cli.params import NON_NEGATIVE
 from spotkit.cli.tables import print_table
 
 
 @click.group()
 def node() -> None:
-    """See the fleet's nodes; drain one for maintenance.
+    """See the fleet's nodes; drain one for maintenance; reach them over SSH.
 
     \b
     Examples:
       spotkit node list
       spotkit node drain gpu-slot-2 --deadline 60 --reason "driver update"
       spotkit node undrain gpu-slot-2
+      spotkit node exec --all -- nvidia-smi --query-gpu=memory.used --format=csv
+      spotkit node logs gpu-slot-2 --follow
+      spotkit node ssh gpu-slot-2
     """
+
+
+for _command in node_remote_cmd.COMMANDS:
+    node.add_command(_command)
 
 
 @node.command("list")

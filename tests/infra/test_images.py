@@ -480,6 +480,8 @@ def test_agent_stops_inside_the_eviction_notice() -> None:
     assert service["KillSignal"] == ["SIGTERM"] and service["KillMode"] == ["mixed"]
     assert service["ExecStart"] == ["/opt/spotkit/venv/bin/spotkit agent"]
     assert "-+/opt/spotkit/bin/fetch-secrets" in service["ExecStartPre"]
+    # As the service user (no "+": the .pub files are world-readable), and never fatal ("-").
+    assert "-/opt/spotkit/venv/bin/spotkit node publish-host-keys" in service["ExecStartPre"]
     assert service["EnvironmentFile"] == ["/etc/spotkit/agent.env", "-/etc/spotkit/secrets.env"]
     unit = parse_unit(node["spotkit-agent.service"])
     assert unit["Unit"]["RequiresMountsFor"] == ["/mnt/spotkit"]

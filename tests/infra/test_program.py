@@ -162,6 +162,17 @@ def test_secrets_go_to_key_vault_never_to_custom_data(env: tuple[CapturingMocks,
     assert "spotkit-dev-slot-1" in node_text and client_id("spotkit-dev-id-nodes") in node_text
 
 
+def test_outputs_name_each_slots_address_and_the_jump_host(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    """What `spotkit node ssh|exec` read from the stack, read back the way they read it."""
+    from runtime.remote.addresses import parse_addresses, parse_jump_host
+
+    _, outputs = env
+    addresses = parse_addresses(outputs["slot_addresses"])
+    assert list(addresses) == outputs["slot_vm_names"]  # every slot, fallback sizes included, in order
+    assert all(a.host.startswith("10.0.") and a.port == 22 for a in addresses.values())
+    assert str(parse_jump_host(outputs["jump_host"], "nobody")) == "azureuser@198.51.100.10:22"
+
+
 def test_outputs(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     _, outputs = env
     assert set(outputs) >= {"queue_url", "store_url", "slot_vm_ids", "resource_group", "node_identity_id",

@@ -49,6 +49,10 @@ class CapturingMocks(pulumi.runtime.Mocks):
                 for i in identity["userAssignedIdentities"]}}
         if args.typ == "azure-native:network:PublicIPAddress":
             outputs["ipAddress"] = "198.51.100.10"
+        if args.typ == "azure-native:network:NetworkInterface":  # Azure assigns a Dynamic address: one per NIC
+            nics = len([r for r in self.resources if r.type == args.typ])
+            outputs["ipConfigurations"] = [{**config, "privateIPAddress": f"10.0.{nics}.4"}
+                                           for config in props.get("ipConfigurations", [])]
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
