@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import click
 
-from runtime import oncall
 from runtime.config import Settings
 from runtime.errors import ConfigError, RemoteError, SpotkitError
+from runtime.fleet_status import heartbeat_max_age
 from runtime.redact import redact
 from runtime.remote.fleet import NodeResult, RemoteFleet, overall_exit, run_many, run_one
 from runtime.remote.hostkeys import DEFAULT_HOST_KEY_FILES, fingerprint, publish_host_keys
@@ -94,7 +94,7 @@ def _run(ctx: click.Context, node: str | None, all_nodes: bool, live: bool, conn
             if not as_json:
                 _print_result(result, report)
         else:
-            nodes = fleet.nodes(store, time.time(), oncall.heartbeat_max_age(settings.heartbeat_seconds), live)
+            nodes = fleet.nodes(store, time.time(), heartbeat_max_age(settings.heartbeat_seconds), live)
             results = run_many(runner, fleet, nodes, line, limit, None if as_json else sys.stdout,
                                None if as_json else sys.stderr,
                                on_result=None if as_json else functools.partial(_print_result, report=report))
