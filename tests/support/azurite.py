@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same in every installation; not a secret).
@@ -50,13 +52,7 @@ class Azurite:
                 f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};")
 
     def stop(self, keep_data: bool = False) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if not keep_data:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

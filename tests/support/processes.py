@@ -1,9 +1,10 @@
-"""Clean-up of processes a test started through the product (API workers write pid files)."""
+"""Clean-up of processes a test started: through the product (API workers write pid files), or directly (servers)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 
@@ -14,3 +15,14 @@ def kill_pid_files(folder: Path) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
         except (ProcessLookupError, ValueError):
             pass
+
+
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:
+    """Terminate a server the tests started, then kill it if it has not gone within *grace* seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.azurite import free_port
+from tests.support.processes import stop_process
 
 
 def sshd_binary() -> str:
@@ -49,13 +50,7 @@ class Sshd:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_sshd(folder: Path, name: str, authorized_key: Path, env: dict[str, str] | None = None,
