@@ -58,6 +58,10 @@ def test_local_fleet_evict_kill_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     gone = spotkit(home, "local", "status", env=SIM)
     assert gone.returncode == 1 and "no local fleet is running" in gone.stderr
+    # With the fleet down its slots are deallocated (their disks stay), not unknown; the eviction stays.
+    after = json.loads(spotkit(home, "fleet", "status", "--backend", "local", "--json", env=SIM).stdout)
+    assert {n["node"]: n["power"] for n in after["nodes"]} == {"local-1": "deallocated", "local-2": "deallocated"}
+    assert after["evictions_24h"]["count"] >= 1 and "slots" not in after["unavailable"]
 
 
 def test_operator_drain_and_undrain(tmp_path: Path) -> None:
