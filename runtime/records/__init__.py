@@ -90,6 +90,7 @@ from runtime.records.reading import (
     read_latest_audit,
     read_latest_boots,
     read_power,
+    read_power_span,
     read_routing,
     read_usage,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "read_latest_audit",
     "read_latest_boots",
     "read_power",
+    "read_power_span",
     "read_routing",
     "read_usage",
     "result_key",

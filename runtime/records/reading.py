@@ -15,6 +15,7 @@ from runtime.records.keys import (
     ROUTING_KEY,
     audit_prefix,
     boot_key_parts,
+    day_of,
     evictions_prefix,
     power_prefix,
     usage_prefix,
@@ -131,3 +132,11 @@ def read_audit(store: ObjectStore, day: str | None = None) -> list[AuditRecord]:
 def read_power(store: ObjectStore, day: str | None = None) -> list[PowerEvent]:
     """Power events (all, or one UTC day's), in time order (`policies.power` orders ties)."""
     return sorted(read_all(store, PowerEvent, power_prefix(day)), key=lambda e: e.at)
+
+
+def read_power_span(store: ObjectStore, start: float, end: float) -> list[PowerEvent]:
+    """The power events that say how slots stood in [start, end): its days' partitions and the day
+    before (each day opens with every slot's state, so that day gives the state at *start*)."""
+    first = int(start // 86400) - 1
+    days = [day_of(d * 86400.0) for d in range(first, int(end // 86400) + 1)]
+    return sorted((e for day in days for e in read_all(store, PowerEvent, power_prefix(day))), key=lambda e: e.at)

@@ -21,7 +21,7 @@ from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, ma
 from policies.report_html import html_page
 from runtime.errors import SpotkitError
 from runtime.jobs import load_manifest
-from runtime.records import read_audit, read_evictions, read_power, read_usage
+from runtime.records import read_audit, read_evictions, read_power_span, read_usage
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
@@ -61,8 +61,8 @@ def previous_month(month: str) -> str:
     return f"{first.year - 1}-12" if first.month == 1 else f"{first.year}-{first.month - 1:02d}"
 
 
-def month_days(month: str) -> tuple[list[str], float]:
-    """The month's UTC days and the moment it ends; `SpotkitError` for anything but YYYY-MM."""
+def month_days(month: str) -> tuple[list[str], float, float]:
+    """The month's UTC days and the moments it starts and ends; `SpotkitError` for anything but YYYY-MM."""
     try:
         first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
@@ -70,7 +70,7 @@ def month_days(month: str) -> tuple[list[str], float]:
     count = calendar.monthrange(first.year, first.month)[1]
     days = [first.replace(day=d).strftime("%Y-%m-%d") for d in range(1, count + 1)]
     end = first.replace(day=count).timestamp() + 86400
-    return days, end
+    return days, first.timestamp(), end
 
 
 @click.command()
@@ -123,19 +123,19 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     store = open_store(settings.store)
     fixed = FixedCosts(disk_usd_per_slot, slots, controller_usd, jump_host_usd, nat_usd, 1.0, ops_hours, ops_rate_usd)
     vm_prices = load_vm_prices(vm_size, region, allow_network=prices == "live")
-    power = read_power(store)
+    book = load_price_book()
 
     def figures_of(month: str) -> dict[str, Any] | None:
-        days, end = month_days(month)
+        days, start, end = month_days(month)
         usage = [r for day in days for r in read_usage(store, day)]
         if not usage:
             return None
         audit = [a for day in days for a in read_audit(store, day)]
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
+        until = min(end, datetime.now(tz=UTC).timestamp())
         return build_report(ReportInputs(
             month, usage, [e for day in days for e in read_evictions(store, day)],
-            paid_time(power, audit, start, min(end, datetime.now(tz=UTC).timestamp())), vm_prices,
-            load_price_book(), api_model, fixed, media_of(store, {r.job for r in usage if r.outcome == "done"})))
+            paid_time(read_power_span(store, start, until), audit, start, until), vm_prices,
+            book, api_model, fixed, media_of(store, {r.job for r in usage if r.outcome == "done"})))
 
     figures = figures_of(month)
     if figures is None:
@@ -145,8 +145,7 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     previous = figures_of(previous_month(month))
     figures["change"] = None if previous is None else change(figures, previous)
     if bill is not None and resource_group:
-        _, end = month_days(month)
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp()
+        _, start, end = month_days(month)
         slot_names = set(figures["paid_node_hours_by_slot"]) | {e.split(":", 1)[0] for e in slot_vms.split(",") if e}
         figures["reconciliation"] = reconcile(figures, read_bill_file(bill, resource_group, slot_names, start, end))
     if fmt == "json":

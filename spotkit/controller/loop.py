@@ -87,7 +87,7 @@ class Controller:
     size_price: Callable[[str, Sourced], Sourced] | None = None
     eviction_alerts: EvictionAlerts | None = None  # fleet-wide: storms, and the daily digest
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
-    _power: dict[str, str] = field(default_factory=dict, repr=False)  # each slot's last recorded power state
+    _power: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # slot -> (state, day) recorded
 
     def once(self) -> dict[str, Any]:
         now = self.clock()
@@ -266,13 +266,16 @@ class Controller:
 
     def _record_power(self, slot: str, state: str, size: str, at: float, by: str) -> None:
         """A change of *slot*'s power state — ``observed`` in this round's listing, or caused by the
-        ``controller`` — into its history (paid GPU time: `policies.power`). Unchanged states write
-        nothing; a restarted controller records what it first sees again."""
-        if state not in POWER_STATES or self._power.get(slot) == state:
+        ``controller`` — into its history (paid GPU time: `policies.power`). An unchanged state writes
+        nothing within a UTC day; the first round of each day records every slot's state again, so a
+        day's partition always says how each slot stood, and readers need only their window's days and
+        the one before (`read_power_span`). A restarted controller records what it first sees again."""
+        day = day_of(at)
+        if state not in POWER_STATES or self._power.get(slot) == (state, day):
             return
-        self._power[slot] = state
+        self._power[slot] = (state, day)
         try:
-            self.store.put_if_absent(power_key(day_of(at), slot, int(at * 1000), state),
+            self.store.put_if_absent(power_key(day, slot, int(at * 1000), state),
                                      dump(PowerEvent(slot, state, at, by, size)))
         except SpotkitError as err:  # the history has a gap; the next change is recorded again
             self._power.pop(slot, None)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from policies.inputs import Enough, FleetInputs, Sourced, resolve_inputs, size_spot_price
 from policies.power import paid_time
 from policies.prices import PriceSourceError, VmPrices, load_price_book, load_vm_prices
-from runtime.records import UsageRecord, day_of, read_audit, read_boots, read_evictions, read_power, read_usage
+from runtime.records import UsageRecord, day_of, read_audit, read_boots, read_evictions, read_power_span, read_usage
 from runtime.store.base import ObjectStore
 
 DAY = 86400.0
@@ -74,9 +74,10 @@ class InputReader:
         usage = [r for day in days for r in read_usage(self.store, day) if r.ended_at >= since]
         evictions = [e for day in days for e in read_evictions(self.store, day) if e.seen_at >= since]
         audit = [a for day in days for a in read_audit(self.store, day) if a.at >= since]
+        paid = paid_time(read_power_span(self.store, since, now), audit, since, now)
         return resolve_inputs(
             usage=usage, evictions=evictions, boots=read_boots(self.store),
-            paid_node_seconds=paid.seconds if (paid := paid_time(read_power(self.store), audit, since, now)) else 0.0,
+            paid_node_seconds=paid.seconds if paid else 0.0,
             prices=self.prices(), api_price=load_price_book().minute_price(self.api_model), vm_size=self.vm_size,
             region=self.region, window=f"in the {self.window_days} days since {days[0]}", flags=self.flags,
             enough=self.enough)

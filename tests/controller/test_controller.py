@@ -17,7 +17,7 @@ from policies.inputs import given
 from policies.power import paid_time
 from policies.scaling import ScalingParams
 from runtime.queue.sqlite_queue import SqliteQueue
-from runtime.records import ROUTING_KEY, dump, read_audit, read_power
+from runtime.records import ROUTING_KEY, day_of, dump, read_audit, read_power
 from runtime.store.file_store import FileStore
 from spotkit.controller.api_path import ApiPath, ApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
@@ -390,3 +390,32 @@ def test_while_the_primary_size_has_no_capacity_a_gpu_is_priced_as_the_fallback_
         assert bound["value"] == 0.0627 and "a lower bound" in bound["detail"], bound
     finally:
         emulator.stop()
+
+
+def test_each_day_opens_with_every_slot_s_state_so_a_window_reads_only_its_days(arm: ArmEmulator,
+                                                                                tmp_path: Path) -> None:
+    """A slot kept running for days without a change (minRunning): the controller records its state again
+    on each new UTC day, so the eviction-rate window (and the month's report) reads only its own days'
+    partitions plus the day before — and still bills the slot from the window's start."""
+    from dataclasses import replace
+
+    from runtime.records import read_power_span
+
+    clock = FakeClock()
+    ctl, _, store = controller(arm, tmp_path, clock)
+    ctl.settings = replace(ctl.settings, scaling=replace(ctl.settings.scaling, min_running=1))
+    arm.state.power["slot-1"] = "running"
+    ctl.once()
+    clock.now += 60
+    ctl.once()  # the same day, nothing changed: nothing written
+    assert [(e.state, e.by) for e in read_power(store) if e.slot == "slot-1"] == [("running", "observed")]
+    for _ in range(12):  # three days of rounds, six hours apart
+        clock.now += 6 * 3600
+        ctl.once()
+    days = {day_of(e.at) for e in read_power(store) if e.slot == "slot-1"}
+    assert len(days) == 4 and {e.state for e in read_power(store) if e.slot == "slot-1"} == {"running"}
+    start = clock.now - 3600
+    span = read_power_span(store, start, clock.now)
+    assert len(span) < len(read_power(store))  # the older days' partitions are not read
+    paid = paid_time(span, [], start, clock.now)
+    assert paid is not None and paid.by_slot["slot-1"] == 3600
