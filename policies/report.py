@@ -21,7 +21,7 @@ from policies.breakeven import break_even_utilization, engineering_tax_usd
 from policies.budget import api_spend
 from policies.power import PaidTime
 from policies.prices import PriceBook, PriceBookError, VmPrices
-from runtime.records import EvictionRecord, UsageRecord
+from runtime.records import EvictionRecord, UsageTotal
 
 HOURS_PER_MONTH = 730.0
 
@@ -54,7 +54,7 @@ class FixedCosts:
 @dataclass(frozen=True)
 class ReportInputs:
     month: str
-    usage: list[UsageRecord]
+    usage: list[UsageTotal]  # the month's usage summed (`runtime.records.read_usage_totals`)
     evictions: list[EvictionRecord]
     paid: PaidTime | None  # None: nothing recorded when slots ran this month
     prices: VmPrices
@@ -65,7 +65,7 @@ class ReportInputs:
     media: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
+def _work(usage: Iterable[UsageTotal]) -> dict[str, Any]:
     done = {"fleet": 0.0, "api": 0.0}
     segments = {"fleet": 0, "api": 0}
     tokens = {"in": 0, "out": 0}
@@ -78,12 +78,12 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
             busy += r.gpu_seconds if r.path == "fleet" else 0.0
             if r.task == "transcribe":
                 done[r.path] = done.get(r.path, 0.0) + r.audio_seconds
-                segments[r.path] = segments.get(r.path, 0) + 1
+                segments[r.path] = segments.get(r.path, 0) + r.records
             tokens["in"] += r.tokens_in
             tokens["out"] += r.tokens_out
         elif r.outcome == "cache-hit" and r.task == "transcribe":
             jobs.add(r.job)
-            cache_hits += 1
+            cache_hits += r.records
             cache_audio += r.audio_seconds
         elif r.outcome == "requeued":
             busy += r.gpu_seconds
@@ -92,7 +92,7 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
             "busy_gpu_seconds": round(busy, 3)}
 
 
-def silence_skipped_seconds(usage: Iterable[UsageRecord], media: Mapping[str, tuple[float, float]]) -> float:
+def silence_skipped_seconds(usage: Iterable[UsageTotal], media: Mapping[str, tuple[float, float]]) -> float:
     """Seconds of silence the segmenter kept from the engines this month. Each job's silence counts
     in proportion to the share of its speech transcribed this month, so a job that spans two months
     is split between them and counted once; jobs without a manifest count nothing."""
@@ -109,7 +109,7 @@ def silence_skipped_seconds(usage: Iterable[UsageRecord], media: Mapping[str, tu
     return total
 
 
-def _api_equivalent(usage: Iterable[UsageRecord], per_minute: float, book: PriceBook) -> tuple[float, int]:
+def _api_equivalent(usage: Iterable[UsageTotal], per_minute: float, book: PriceBook) -> tuple[float, int]:
     """What every piece of work done this month would have cost on the metered API."""
     return api_spend([replace(r, path="api") for r in usage], per_minute, book)
 

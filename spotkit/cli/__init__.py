@@ -95,12 +95,13 @@ def _register() -> None:
         queue_cmd,
         report_cmd,
         simulate_cmd,
+        usage_cmd,
     )
 
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor):
+                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor, usage_cmd.usage):
         main.add_command(command)
 
 

@@ -21,7 +21,7 @@ from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, ma
 from policies.report_html import html_page
 from runtime.errors import SpotkitError
 from runtime.jobs import load_manifest
-from runtime.records import read_audit, read_evictions, read_power_span, read_usage
+from runtime.records import read_audit, read_evictions, read_power_span, read_usage_totals
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
@@ -127,7 +127,7 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
 
     def figures_of(month: str) -> dict[str, Any] | None:
         days, start, end = month_days(month)
-        usage = [r for day in days for r in read_usage(store, day)]
+        usage = [t for day in days for t in read_usage_totals(store, day)]
         if not usage:
             return None
         audit = [a for day in days for a in read_audit(store, day)]

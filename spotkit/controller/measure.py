@@ -16,17 +16,27 @@ from datetime import UTC, datetime
 from policies.inputs import Enough, FleetInputs, Sourced, resolve_inputs, size_spot_price
 from policies.power import paid_time
 from policies.prices import PriceSourceError, VmPrices, load_price_book, load_vm_prices
-from runtime.records import UsageRecord, day_of, read_audit, read_boots, read_evictions, read_power_span, read_usage
+from runtime.records import (
+    UsageTotal,
+    day_of,
+    read_audit,
+    read_boots,
+    read_evictions,
+    read_power_span,
+    read_usage,
+    read_usage_totals,
+)
 from runtime.store.base import ObjectStore
 
 DAY = 86400.0
 
 
-def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageRecord]]:
-    """This UTC month (``YYYY-MM``) and its usage records, day partition by day partition."""
+def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageTotal]]:
+    """This UTC month (``YYYY-MM``) and its usage summed, day by day: compacted days from their
+    rollups, the rest (today's, at least) from the raw records."""
     today = datetime.fromtimestamp(now, tz=UTC).date()
     days = [today.replace(day=d).isoformat() for d in range(1, today.day + 1)]
-    return today.isoformat()[:7], [r for day in days for r in read_usage(store, day)]
+    return today.isoformat()[:7], [t for day in days for t in read_usage_totals(store, day)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from policies.focus import FocusError, read_bill, reconcile
 from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
 from policies.report import FixedCosts, ReportInputs, build_report, markdown
-from runtime.records import UsageRecord
+from runtime.records import UsageRecord, totals_of
 
 COLUMNS = ["BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "ChargeCategory", "ChargeClass",
            "ChargePeriodStart", "ChargePeriodEnd", "ResourceId", "ResourceName", "ServiceName", "SkuId",
@@ -78,8 +78,9 @@ def test_the_estimate_against_the_bill_explains_the_gpu_difference() -> None:
     usage = [UsageRecord("slot-1", "j", "s", "transcribe", 50 * 3600.0, 0, 0, "faster-whisper", "large-v3", 0.0, 1.0,
                          "done", gpu_seconds=3600.0)] * 50
     paid = PaidTime(100 * 3600.0, "test", {"slot-1": 80 * 3600.0, "slot-2": 20 * 3600.0})
-    report = build_report(ReportInputs("2026-11", usage, [], paid, VmPrices(0.526, 0.0627, "USD", "d", "test"),
-                                       load_price_book(), fixed=FixedCosts()))
+    report = build_report(ReportInputs("2026-11", totals_of(usage), [], paid,
+                                       VmPrices(0.526, 0.0627, "USD", "d", "test"), load_price_book(),
+                                       fixed=FixedCosts()))
     columns, rows = csv_of(BILL)
     checked = reconcile(report, read_bill(rows, columns, "spotkit-prod", {"slot-1", "slot-2"}, START, END))
     gpu = next(line for line in checked["lines"] if line["line"] == "GPU compute")
