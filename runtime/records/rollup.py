@@ -115,9 +115,9 @@ def _list_days(store: ObjectStore, day: str | None) -> dict[str, dict[str, _Node
     return days
 
 
-def _read_records(store: ObjectStore, key: str) -> list[UsageRecord]:
-    """The records of one usage object (a flush, or a compacted one); an unreadable one is logged and
-    skipped, so one corrupt object never hides the rest of the month."""
+def _read_object(store: ObjectStore, key: str) -> tuple[bytes, list[UsageRecord]]:
+    """The JSON lines of one usage object (a flush, or a compacted one, unzipped) and its records; an
+    unreadable one is logged and skipped (nothing), so one corrupt object never hides the rest."""
     try:
         data = store.get(key)
         if key.endswith(".gz"):
@@ -125,10 +125,15 @@ def _read_records(store: ObjectStore, key: str) -> list[UsageRecord]:
                 data = gzip.decompress(data)
             except (OSError, EOFError) as err:
                 raise BadRecord(f"compacted usage at {key} is not gzip ({err})") from None
-        return load_lines(UsageRecord, data, key)
+        records = load_lines(UsageRecord, data, key)
     except (BadRecord, NotFound) as err:
         log.warning("event=record-skipped key=%s error=%r", key, str(err))
-        return []
+        return b"", []
+    return (data if not data or data.endswith(b"\n") else data + b"\n"), records
+
+
+def _read_records(store: ObjectStore, key: str) -> list[UsageRecord]:
+    return _read_object(store, key)[1]
 
 
 def _node_records(store: ObjectStore, entry: _NodeDay) -> list[UsageRecord]:
@@ -205,12 +210,14 @@ def compact_day(store: ObjectStore, day: str, clock: Callable[[], float] = time.
             coverage.append(known[node])  # nothing new since the last compaction: its rows stand, unread
             records += known[node].records
             continue
-        rows = _node_records(store, entry)
-        fresh = rows if not incremental else [r for key in newer for r in _read_records(store, key)]
+        keys = ([entry.compacted] if entry.compacted else []) + newer
+        read = [_read_object(store, key) for key in keys]  # the lines as written: checked, not re-encoded
+        rows = [r for _, records in read for r in records]
+        fresh = rows if not incremental or not entry.compacted else [r for _, records in read[1:] for r in records]
         through = max((_stem(k) for k in newer), default=entry.through)
         if newer:
-            body = b"".join(dump(r) + b"\n" for r in rows)
-            store.put(usage_compacted_key(day, node, through), gzip.compress(body, compresslevel=6, mtime=0))
+            body = b"".join(lines for lines, _ in read)
+            store.put(usage_compacted_key(day, node, through), gzip.compress(body, compresslevel=1, mtime=0))
             doomed += newer + ([entry.compacted] if entry.compacted else [])
         coverage.append(RollupCoverage(node, through, len(rows)))
         totals += totals_of(fresh, day)
