@@ -63,6 +63,23 @@ class ReportInputs:
     fixed: FixedCosts = field(default_factory=FixedCosts)
     # Each job's (media seconds, speech seconds) from its manifest: what the segmenter left out.
     media: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # The spot price per hour of the other VM sizes the slots ran at (a stack's fallback sizes); a size
+    # missing here is priced at the primary size's price, and the report says so.
+    size_prices: Mapping[str, float] = field(default_factory=dict)
+
+
+def slot_rates(paid: PaidTime, primary: float, size_prices: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """What each slot's hours cost: the spot price of its own VM size where the price source has it,
+    else the primary size's (a lower bound for a larger fallback size, said in ``source``)."""
+    rates = {}
+    for slot in sorted(paid.by_slot):
+        size = paid.size_of.get(slot, "")
+        if size in size_prices:
+            rates[slot] = {"size": size, "price_per_hour": size_prices[size], "source": "its own size"}
+        else:
+            rates[slot] = {"size": size, "price_per_hour": primary,
+                           "source": "the primary size" + (f" (no price for {size}: a lower bound)" if size else "")}
+    return rates
 
 
 def _work(usage: Iterable[UsageTotal]) -> dict[str, Any]:
@@ -127,7 +144,10 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     api_spent, unpriced = api_spend(inputs.usage, minute.per_minute, inputs.book)
     equivalent, unpriced_equivalent = _api_equivalent(inputs.usage, minute.per_minute, inputs.book)
     paid = None if inputs.paid is None else inputs.paid.seconds
-    gpu_usd = None if paid is None else round(paid / 3600 * spot, 4)
+    rates = {} if inputs.paid is None else slot_rates(inputs.paid, spot, inputs.size_prices)
+    gpu_usd = None if inputs.paid is None else round(
+        sum(seconds / 3600 * rates[slot]["price_per_hour"] for slot, seconds in inputs.paid.by_slot.items())
+        if inputs.paid.by_slot else inputs.paid.seconds / 3600 * spot, 4)
     fixed = {name: round(value, 2) for name, value in inputs.fixed.lines().items()}
     total = None if gpu_usd is None else round(gpu_usd + sum(fixed.values()) + api_spent, 2)
     busy = work["busy_gpu_seconds"]
@@ -152,6 +172,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                             "none: no power history or controller decisions this month, so GPU hours are unknown",
         "paid_node_hours_by_slot": {} if inputs.paid is None else
                                    {slot: round(s / 3600, 3) for slot, s in sorted(inputs.paid.by_slot.items())},
+        "gpu_price_by_slot": rates,
         "utilization": utilization,
         "idle_cost_usd": idle_usd,
         "measured_audio_rtf": None if rtf is None else round(rtf, 3),

@@ -15,7 +15,7 @@ import click
 
 from policies.focus import Bill, FocusError, read_bill, reconcile
 from policies.power import paid_time
-from policies.prices import load_price_book, load_vm_prices
+from policies.prices import PriceSourceError, load_price_book, load_vm_prices
 from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from policies.report_html import html_page
@@ -132,10 +132,23 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
             return None
         audit = [a for day in days for a in read_audit(store, day)]
         until = min(end, datetime.now(tz=UTC).timestamp())
+        paid = paid_time(read_power_span(store, start, until), audit, start, until)
         return build_report(ReportInputs(
-            month, usage, [e for day in days for e in read_evictions(store, day)],
-            paid_time(read_power_span(store, start, until), audit, start, until), vm_prices,
-            book, api_model, fixed, media_of(store, {r.job for r in usage if r.outcome == "done"})))
+            month, usage, [e for day in days for e in read_evictions(store, day)], paid, vm_prices,
+            book, api_model, fixed, media_of(store, {t.job for t in usage if t.outcome == "done"}),
+            size_prices(set(paid.size_of.values()) if paid else set())))
+
+    size_price_cache: dict[str, float | None] = {}
+
+    def size_prices(sizes: set[str]) -> dict[str, float]:
+        """The spot price of each other size the slots ran at, where the price source has one."""
+        for size in sizes - {vm_size, ""} - set(size_price_cache):
+            try:
+                found = load_vm_prices(size, region, allow_network=prices == "live")
+                size_price_cache[size] = found.spot_price_per_hour
+            except PriceSourceError:
+                size_price_cache[size] = None
+        return {size: price for size in sizes if (price := size_price_cache.get(size)) is not None}
 
     figures = figures_of(month)
     if figures is None:

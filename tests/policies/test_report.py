@@ -63,3 +63,15 @@ def test_missing_prices_are_refused() -> None:
                                   api_model="nope"))
     with pytest.raises(ValueError, match="ops_hours"):
         FixedCosts(ops_hours=float("nan"))
+
+
+def test_slots_of_a_fallback_size_are_priced_at_their_own_size_or_said_to_be_a_lower_bound() -> None:
+    paid = PaidTime(30 * 3600.0, "test", {"slot-1": 10 * 3600.0, "slot-2": 10 * 3600.0, "slot-3": 10 * 3600.0},
+                    {"slot-1": "Standard_NC4as_T4_v3", "slot-2": "Standard_NC8as_T4_v3",
+                     "slot-3": "Standard_NC16as_T4_v3"})
+    report = build_report(ReportInputs("2026-11", totals_of([done(3600.0, 72.0)]), [], paid, PRICES,
+                                       load_price_book(), size_prices={"Standard_NC8as_T4_v3": 0.12}))
+    assert report["cost_usd"]["gpu_compute"] == pytest.approx(10 * 0.06 + 10 * 0.12 + 10 * 0.06)
+    rates = report["gpu_price_by_slot"]
+    assert rates["slot-2"] == {"size": "Standard_NC8as_T4_v3", "price_per_hour": 0.12, "source": "its own size"}
+    assert rates["slot-3"]["price_per_hour"] == 0.06 and "lower bound" in rates["slot-3"]["source"]
