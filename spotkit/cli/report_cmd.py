@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import csv
-import gzip
 import io
 import json
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import Any
 
 import click
 
-from policies.focus import Bill, FocusError, read_bill, reconcile
+from policies.focus import reconcile
 from policies.power import paid_time
 from policies.prices import PriceSourceError, load_price_book, load_vm_prices
 from policies.recommend import change, recommend
@@ -25,6 +24,7 @@ from runtime.records import read_audit, read_evictions, read_power_span, read_us
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.bill_files import read_bill_file
 from spotkit.cli.params import NON_NEGATIVE
 
 
@@ -39,21 +39,6 @@ def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float
             continue
         media[job] = (manifest.duration_seconds, manifest.speech_seconds)
     return media
-
-
-def read_bill_file(path: Path, resource_group: str, slots: set[str], start: float, end: float) -> Bill:
-    """A FocusCost export from disk: CSV, or gzip CSV; one clear line for anything else."""
-    if path.suffix.lower() == ".parquet":
-        raise SpotkitError(f"--bill {path}: Parquet exports are not read yet; export the FocusCost dataset as CSV")
-    try:
-        opener = gzip.open if path.suffix.lower() == ".gz" else open
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            return read_bill(reader, reader.fieldnames or [], resource_group, slots, start, end)
-    except FocusError as err:
-        raise SpotkitError(f"--bill {path}: {err}") from None
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as err:
-        raise SpotkitError(f"--bill {path}: cannot read it as a CSV export ({err})") from None
 
 
 def previous_month(month: str) -> str:

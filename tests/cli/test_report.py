@@ -153,6 +153,6 @@ def test_the_bill_is_read_from_a_gzip_export_and_bad_bills_are_one_line(tmp_path
     (tmp_path / "x.parquet").write_bytes(b"PAR1")
     for args, words in ((["--bill", str(export)], "--bill needs --resource-group"),
                         (["--bill", str(broken), "--resource-group", "g"], "lacks the column(s) BilledCost"),
-                        (["--bill", str(tmp_path / "x.parquet"), "--resource-group", "g"], "export the FocusCost")):
+                        (["--bill", str(tmp_path / "x.parquet"), "--resource-group", "g"], "not a readable Parquet")):
         out = spotkit(home, "report", "--prices", "snapshot", *args)
         assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,34 @@ def test_a_file_that_is_not_a_focus_export_is_one_reason(columns: list[str], row
     with pytest.raises(FocusError) as err:
         read_bill(parsed, header, "spotkit-prod", set(), START, END)
     assert words in str(err.value)
+
+
+def test_a_parquet_export_with_typed_columns_reads_as_its_csv_twin(tmp_path: Path) -> None:
+    """Parquet exports carry timestamps, decimals and a Tags map rather than text: the same bill."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spotkit.cli.bill_files import read_bill_file
+
+    def typed(r: dict[str, str]) -> dict[str, object]:
+        return {**r, "BilledCost": Decimal(r["BilledCost"]), "EffectiveCost": float(r["EffectiveCost"]),
+                "ListCost": float(r["ListCost"]),
+                "ChargePeriodStart": datetime.fromisoformat(r["ChargePeriodStart"].replace("Z", "+00:00")),
+                "ChargePeriodEnd": datetime.fromisoformat(r["ChargePeriodEnd"].replace("Z", "+00:00")).replace(
+                    tzinfo=None),  # a naive timestamp is UTC in FOCUS
+                "ConsumedQuantity": float(r["ConsumedQuantity"]) if r["ConsumedQuantity"] else None,
+                "Tags": [("env", "prod")]}
+
+    table = pa.Table.from_pylist([typed(r) for r in BILL], schema=pa.schema([
+        (c, pa.decimal128(18, 6) if c == "BilledCost" else pa.float64() if c in ("EffectiveCost", "ListCost",
+         "ConsumedQuantity") else pa.timestamp("us", tz="UTC") if c == "ChargePeriodStart"
+         else pa.timestamp("us") if c == "ChargePeriodEnd" else pa.map_(pa.string(), pa.string()) if c == "Tags"
+         else pa.string()) for c in COLUMNS]))
+    export = tmp_path / "part-0.snappy.parquet"
+    pq.write_table(table, export, row_group_size=4)
+    columns, rows = csv_of(BILL)
+    want = read_bill(rows, columns, "spotkit-prod", {"slot-1", "slot-2"}, START, END)
+    got = read_bill_file(export, "spotkit-prod", {"slot-1", "slot-2"}, START, END)
+    assert got.lines == pytest.approx(want.lines) and got.slot_hours == pytest.approx(want.slot_hours)
+    assert (got.apart, got.rows, got.other_environments, got.version) == (want.apart, want.rows,
+                                                                          want.other_environments, want.version)
