@@ -120,8 +120,8 @@ def test_a_file_that_is_not_a_focus_export_is_one_reason(columns: list[str], row
 
 def test_a_parquet_export_with_typed_columns_reads_as_its_csv_twin(tmp_path: Path) -> None:
     """Parquet exports carry timestamps, decimals and a Tags map rather than text: the same bill."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     from spotkit.cli.bill_files import read_bill_file
 
