@@ -1,5 +1,6 @@
 """Reconcile the month's estimate with the bill: an Azure Cost Management export of type FocusCost
-(FOCUS 1.0, 1.0r2, 1.2-preview — CSV or gzip CSV), read row by row.
+(FOCUS 1.0, 1.0r2, 1.2-preview), read row by row — or a pay-as-you-go usage-details export, whose rows
+`policies.usage_details` gives here as FOCUS rows.
 
 What is compared, and how (docs/reports.md, "Checked against the bill"):
 

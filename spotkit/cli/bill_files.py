@@ -1,4 +1,5 @@
-"""The bill from disk: a FocusCost export as CSV, gzip CSV or Parquet, each read as a stream of rows.
+"""The bill from disk: a FocusCost export as CSV, gzip CSV or Parquet, or a pay-as-you-go subscription's
+usage-details CSV (`policies.usage_details`), each read as a stream of rows.
 
 Cost Management writes FocusCost exports as CSV (optionally gzip) or Parquet (optionally Snappy); an
 EA/MCA month can be millions of rows, so neither is read whole: CSV row by row, Parquet a record batch
@@ -18,7 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from policies.focus import REQUIRED as FOCUS_SHAPED
 from policies.focus import Bill, FocusError, read_bill
+from policies.usage_details import VERSION as USAGE_DETAILS_VERSION
+from policies.usage_details import focus_rows, is_usage_details
 from runtime.errors import SpotkitError
 
 PARQUET_MAGIC = b"PAR1"
@@ -38,7 +42,12 @@ def read_bill_file(path: Path, resource_group: str, slots: set[str], start: floa
         opener = gzip.open if path.suffix.lower() == ".gz" else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as text:
             reader = csv.DictReader(text)
-            return read_bill(reader, reader.fieldnames or [], resource_group, slots, start, end)
+            columns = list(reader.fieldnames or [])
+            if is_usage_details(columns):  # a pay-as-you-go subscription's export (no FocusCost there)
+                bill = read_bill(focus_rows(reader, columns), FOCUS_SHAPED, resource_group, slots, start, end)
+                bill.version = USAGE_DETAILS_VERSION
+                return bill
+            return read_bill(reader, columns, resource_group, slots, start, end)
     except FocusError as err:
         raise SpotkitError(f"--bill {path}: {err}") from None
     except (OSError, UnicodeDecodeError, csv.Error, EOFError) as err:

@@ -16,6 +16,7 @@ from policies.focus import FocusError, read_bill, reconcile
 from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
 from policies.report import FixedCosts, ReportInputs, build_report, markdown
+from runtime.errors import SpotkitError
 from runtime.records import UsageRecord, totals_of
 
 COLUMNS = ["BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "ChargeCategory", "ChargeClass",
@@ -147,3 +148,48 @@ def test_a_parquet_export_with_typed_columns_reads_as_its_csv_twin(tmp_path: Pat
     assert got.lines == pytest.approx(want.lines) and got.slot_hours == pytest.approx(want.slot_hours)
     assert (got.apart, got.rows, got.other_environments, got.version) == (want.apart, want.rows,
                                                                           want.other_environments, want.version)
+
+
+def test_a_pay_as_you_go_usage_details_export_reconciles_like_focus(tmp_path: Path) -> None:
+    """MOSP subscriptions have no FocusCost export: their usage-details CSV (schema 2019-11-01) is
+    read as the FOCUS rows it stands for — daily rows, spot told by the meter, hours for VMs."""
+    from spotkit.cli.bill_files import read_bill_file
+
+    columns = ["SubscriptionGuid", "ResourceGroup", "ResourceLocation", "UsageDateTime", "MeterCategory",
+               "MeterSubCategory", "MeterId", "MeterName", "MeterRegion", "UsageQuantity", "ResourceRate",
+               "PreTaxCost", "ConsumedService", "ResourceType", "InstanceId", "Tags", "OfferId", "AdditionalInfo",
+               "ServiceInfo1", "ServiceInfo2"]
+
+    def payg(resource: str, cost: float, day: str = "2026-11-10", group: str = "spotkit-prod",
+             category: str = "Virtual Machines", meter: str = "NC4as T4 v3 Spot", hours: float = 0.0) -> dict[str, str]:
+        return {"SubscriptionGuid": "0000", "ResourceGroup": group, "UsageDateTime": day, "MeterCategory": category,
+                "MeterSubCategory": "NCasT4 v3 Series Linux" if category == "Virtual Machines" else "",
+                "MeterName": meter, "UsageQuantity": str(hours), "PreTaxCost": str(cost),
+                "InstanceId": SUB.format(group=group) + resource, "Tags": ""}
+
+    rows = [payg(VM + "slot-1", 2.5, hours=40.0), payg(VM + "slot-1", 2.5, day="11/11/2026", hours=40.0),
+            payg(VM + "slot-2", 1.25, hours=20.0), payg(VM + "controller", 30.0, meter="B2s"),
+            payg("Microsoft.Compute/disks/slot-1-data", 38.0, category="Storage", meter="P10 Disks"),
+            payg("Microsoft.Network/natGateways/nat", 32.4, category="Virtual Network", meter="Gateway"),
+            payg(VM + "slot-1", 2.0, group="someone-else", hours=30.0),  # another environment
+            payg(VM + "slot-1", 9.0, day="2026-10-05", hours=100.0)]  # October's
+    export = tmp_path / "usage-details.csv"
+    with export.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    bill = read_bill_file(export, "spotkit-prod", {"slot-1", "slot-2"}, START, END)
+    assert bill.lines == pytest.approx({"GPU compute": 6.25, "controller and jump hosts": 30.0, "disks": 38.0,
+                                        "NAT gateway": 32.4})
+    assert bill.slot_hours == pytest.approx({"slot-1": 80.0, "slot-2": 20.0})
+    assert (bill.other_environments, bill.outside_month, bill.spot_rows) == (1, 1, 3)
+    assert bill.version.startswith("pay-as-you-go usage details")
+
+    broken = tmp_path / "no-dates.csv"
+    broken.write_text("PreTaxCost,InstanceId\n1,x\n")
+    with pytest.raises(SpotkitError, match="lacks the column"):
+        read_bill_file(broken, "g", set(), START, END)
+    bad_day = tmp_path / "bad-day.csv"
+    bad_day.write_text("PreTaxCost,UsageDateTime,InstanceId,MeterCategory\n1,yesterday,x,Storage\n")
+    with pytest.raises(SpotkitError, match="'yesterday' is not a date"):
+        read_bill_file(bad_day, "g", set(), START, END)
