@@ -11,7 +11,8 @@ in the same run.
    ``spotkit report --format json`` as a user runs it (target: under 5 s), beside the same command on a
    store holding one day of raw flushes (the interpreter's start and the price book are in both).
    The month's size is its jobs, not its records: the rollup has a row per job, engine, path and
-   outcome, and the report reads each job's manifest once (silence skipped) — see docs/reports.md.
+   outcome, and each transcribed job's media seconds (kept by compaction), so the report reads no
+   manifest for a compacted day — see docs/reports.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from runtime.records import (
+    JobMedia,
     RollupCoverage,
     UsageRecord,
     UsageRollup,
@@ -88,7 +90,7 @@ def month_store(root: Path, jobs_per_day: int, nodes: int = 100) -> FileStore:
             through = f"{int((1_793_491_200 + d * DAY) * 1000) + 86_399_000:015d}-00000000"
             store.put(usage_compacted_key(day, node, through), b"")  # covered: never read by the report
             coverage.append(RollupCoverage(node, through, 144_000))
-        totals = []
+        totals, media = [], []
         for j in range(jobs_per_day):
             job = f"{d:02d}{j:06d}".ljust(24, "0")
             totals += [UsageTotal(day, job, "transcribe", "faster-whisper", "large-v3", "fleet", "done", 240, 7200.0,
@@ -97,7 +99,8 @@ def month_store(root: Path, jobs_per_day: int, nodes: int = 100) -> FileStore:
                                   0, 0, 0.5)]
             store.put(job_key(job), JobManifest(job, f"{job}.mp4", "0" * 64, 9000.0, 7260.0, options,
                                                 30.0).to_bytes())
-        store.put(usage_rollup_key(day), dump(UsageRollup(day, coverage, totals, time.time())))
+            media.append(JobMedia(job, 9000.0, 7260.0))  # compaction keeps it, so the report reads no manifest
+        store.put(usage_rollup_key(day), dump(UsageRollup(day, coverage, totals, time.time(), media)))
     return store
 
 

@@ -159,6 +159,19 @@ def _needs_message(store: ObjectStore, job: str, segment: str, task: str, now: f
     return marker.job != job or now - marker.at > QUEUED_MARKER_TTL_SECONDS
 
 
+def job_media(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
+    """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
+    (a job deleted since, or work from before manifests were kept) and count no silence."""
+    media = {}
+    for job in sorted(jobs):
+        try:
+            manifest = load_manifest(store, job)
+        except SpotkitError:
+            continue
+        media[job] = (manifest.duration_seconds, manifest.speech_seconds)
+    return media
+
+
 def load_manifest(store: ObjectStore, job: str) -> JobManifest:
     if not JOB_ID.match(job):
         raise SpotkitError(f"{job!r} is not a job id (24 hex digits, as `spotkit submit` prints)")

@@ -76,6 +76,7 @@ from runtime.records.kinds import (
     EvictionRecord,
     Heartbeat,
     HeldLease,
+    JobMedia,
     NodeHostKeys,
     PoisonRecord,
     PowerEvent,
@@ -100,7 +101,16 @@ from runtime.records.reading import (
     read_power_span,
     read_routing,
 )
-from runtime.records.rollup import CompactResult, compact_day, read_rollup, read_usage, read_usage_totals, totals_of
+from runtime.records.rollup import (
+    CompactResult,
+    MediaReader,
+    compact_day,
+    read_rollup,
+    read_usage,
+    read_usage_day,
+    read_usage_totals,
+    totals_of,
+)
 
 __all__ = [
     "AUDIT",
@@ -139,6 +149,8 @@ __all__ = [
     "EvictionRecord",
     "Heartbeat",
     "HeldLease",
+    "JobMedia",
+    "MediaReader",
     "NodeHostKeys",
     "PoisonRecord",
     "PowerEvent",
@@ -190,6 +202,7 @@ __all__ = [
     "read_rollup",
     "read_routing",
     "read_usage",
+    "read_usage_day",
     "read_usage_totals",
     "result_key",
     "totals_of",

@@ -102,6 +102,16 @@ class RollupCoverage:
 
 
 @dataclass(frozen=True)
+class JobMedia:
+    """A job's media and speech seconds, from its complete manifest: what the segmenter left out, so
+    the report prices silence skipped without reading every job's manifest. Part of `UsageRollup`."""
+
+    job: str
+    media_seconds: float
+    speech_seconds: float
+
+
+@dataclass(frozen=True)
 class UsageRollup:
     """One UTC day's usage, summed per job, task, engine, model, path and outcome
     (`runtime.records.rollup` writes and reads it). It is used only while it covers every node's
@@ -111,6 +121,7 @@ class UsageRollup:
     covered: list[RollupCoverage]
     totals: list[UsageTotal]
     made_at: float
+    media: list[JobMedia] = field(default_factory=list)  # the day's transcribed jobs whose manifest was complete
     v: int = 1
 
 

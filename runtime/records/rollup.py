@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from runtime.errors import NotFound
 from runtime.records.codec import BadRecord, dump, load, load_lines
 from runtime.records.keys import usage_compacted_key, usage_key_parts, usage_prefix, usage_rollup_key
-from runtime.records.kinds import RollupCoverage, UsageRecord, UsageRollup, UsageTotal
+from runtime.records.kinds import JobMedia, RollupCoverage, UsageRecord, UsageRollup, UsageTotal
 from runtime.store.base import ObjectStore
 
 log = logging.getLogger("spotkit.records")
@@ -167,17 +167,29 @@ def _covers(rollup: UsageRollup | None, nodes: dict[str, _NodeDay]) -> bool:
     return covered == compacted
 
 
-def read_usage_totals(store: ObjectStore, day: str) -> list[UsageTotal]:
-    """One UTC day's usage summed: its rollup, plus the flushes after what it covers; the raw records
-    when there is no rollup or it does not cover what the listing shows."""
+# (jobs) -> {job: (media seconds, speech seconds)} for those whose manifest is complete: the job layer's
+# reader (`runtime.jobs.job_media`), injected so that records stay below jobs.
+MediaReader = Callable[[set[str]], dict[str, tuple[float, float]]]
+
+
+def read_usage_day(store: ObjectStore, day: str) -> tuple[list[UsageTotal], dict[str, tuple[float, float]]]:
+    """One UTC day's usage summed — its rollup plus the flushes after what it covers, or the raw records
+    when there is no rollup or it does not cover what the listing shows — and the media seconds of the
+    jobs the rollup knows (the caller reads the other jobs' manifests)."""
     nodes = _list_days(store, day).get(day, {})
     if not nodes:
-        return []
+        return [], {}
     rollup = read_rollup(store, day)
     if rollup is not None and _covers(rollup, nodes):
+        media = {m.job: (m.media_seconds, m.speech_seconds) for m in rollup.media}
         later = [r for _, entry in sorted(nodes.items()) for key in entry.newer() for r in _read_records(store, key)]
-        return merged([*rollup.totals, *totals_of(later, day)], day) if later else rollup.totals
-    return totals_of((r for _, entry in sorted(nodes.items()) for r in _node_records(store, entry)), day)
+        return (merged([*rollup.totals, *totals_of(later, day)], day) if later else rollup.totals), media
+    return totals_of((r for _, entry in sorted(nodes.items()) for r in _node_records(store, entry)), day), {}
+
+
+def read_usage_totals(store: ObjectStore, day: str) -> list[UsageTotal]:
+    """One UTC day's usage summed (`read_usage_day` without the media)."""
+    return read_usage_day(store, day)[0]
 
 
 @dataclass(frozen=True)
@@ -189,10 +201,12 @@ class CompactResult:
     rows: int  # the rollup's rows
 
 
-def compact_day(store: ObjectStore, day: str, clock: Callable[[], float] = time.time) -> CompactResult | None:
+def compact_day(store: ObjectStore, day: str, clock: Callable[[], float] = time.time,
+                media: MediaReader | None = None) -> CompactResult | None:
     """Compact one UTC day: merge each node's flushes, write the day's rollup, delete what was merged.
-    Incremental (a rollup that covers the day's compacted objects is added to, not recomputed) and
-    idempotent; None when the day has no usage."""
+    With *media*, the rollup also keeps each transcribed job's media seconds (read once, here, rather
+    than by every report). Incremental (a rollup that covers the day's compacted objects is added to,
+    not recomputed) and idempotent; None when the day has no usage."""
     nodes = _list_days(store, day).get(day, {})
     if not nodes:
         return None
@@ -222,7 +236,13 @@ def compact_day(store: ObjectStore, day: str, clock: Callable[[], float] = time.
         coverage.append(RollupCoverage(node, through, len(rows)))
         totals += totals_of(fresh, day)
         records += len(rows)
-    rollup = UsageRollup(day, coverage, merged(totals, day), clock())
+    summed = merged(totals, day)
+    had = {m.job: m for m in before.media} if before is not None else {}
+    jobs = {t.job for t in summed if t.outcome == "done" and t.task == "transcribe"}
+    found = media(jobs - set(had)) if media is not None else {}
+    kept = [had[job] if job in had else JobMedia(job, *found[job]) for job in sorted(jobs)
+            if job in had or job in found]
+    rollup = UsageRollup(day, coverage, summed, clock(), kept)
     store.put(usage_rollup_key(day), dump(rollup))
     for key in doomed:
         store.delete(key)

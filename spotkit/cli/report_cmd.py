@@ -19,26 +19,12 @@ from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from policies.report_html import html_page
 from runtime.errors import SpotkitError
-from runtime.jobs import load_manifest
-from runtime.records import read_audit, read_evictions, read_power_span, read_usage_totals
+from runtime.jobs import job_media
+from runtime.records import read_audit, read_evictions, read_power_span, read_usage_day
 from runtime.store import open_store
-from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.bill_files import read_bill_file
 from spotkit.cli.params import NON_NEGATIVE
-
-
-def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
-    """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
-    (a job deleted since, or work from before manifests were kept) and count no silence."""
-    media = {}
-    for job in sorted(jobs):
-        try:
-            manifest = load_manifest(store, job)
-        except SpotkitError:
-            continue
-        media[job] = (manifest.duration_seconds, manifest.speech_seconds)
-    return media
 
 
 def previous_month(month: str) -> str:
@@ -112,15 +98,21 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
 
     def figures_of(month: str) -> dict[str, Any] | None:
         days, start, end = month_days(month)
-        usage = [t for day in days for t in read_usage_totals(store, day)]
+        usage, media = [], {}
+        for day in days:
+            totals, known = read_usage_day(store, day)
+            usage += totals
+            media.update(known)
         if not usage:
             return None
+        done = {t.job for t in usage if t.outcome == "done"}
+        media.update(job_media(store, done - set(media)))  # jobs of days not rolled up yet
         audit = [a for day in days for a in read_audit(store, day)]
         until = min(end, datetime.now(tz=UTC).timestamp())
         paid = paid_time(read_power_span(store, start, until), audit, start, until)
         return build_report(ReportInputs(
             month, usage, [e for day in days for e in read_evictions(store, day)], paid, vm_prices,
-            book, api_model, fixed, media_of(store, {t.job for t in usage if t.outcome == "done"}),
+            book, api_model, fixed, media,
             size_prices(set(paid.size_of.values()) if paid else set())))
 
     size_price_cache: dict[str, float | None] = {}

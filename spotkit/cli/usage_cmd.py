@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from runtime.errors import SpotkitError
+from runtime.jobs import job_media
 from runtime.records import CompactResult, compact_day
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
@@ -66,7 +67,7 @@ def compact(ctx: click.Context, day: str | None, month: str | None, as_json: boo
         task = bar.add_task(days[0], total=len(days))
         for n, d in enumerate(days, 1):
             bar.update(task, description=d)
-            result = compact_day(store, d)
+            result = compact_day(store, d, media=lambda jobs: job_media(store, jobs))
             if result is not None:
                 results.append(result)
             bar.update(task, completed=n)

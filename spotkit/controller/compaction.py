@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from runtime.jobs import job_media
 from runtime.records import compact_day, day_of, usage_key_parts, usage_prefix
 from runtime.store.base import ObjectStore
 
@@ -58,7 +59,7 @@ class DailyCompactor:
         done = []
         try:
             for day in days_to_compact(self.store, now, self.lookback_days):
-                result = compact_day(self.store, day, self.clock)
+                result = compact_day(self.store, day, self.clock, lambda jobs: job_media(self.store, jobs))
                 if result is not None:
                     log.info("event=usage-compacted day=%s nodes=%d records=%d merged=%d rows=%d", day,
                              result.nodes, result.records, result.merged_objects, result.rows)

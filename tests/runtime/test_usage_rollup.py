@@ -17,6 +17,7 @@ from runtime.records import (
     dump,
     read_rollup,
     read_usage,
+    read_usage_day,
     read_usage_totals,
     totals_of,
     usage_key,
@@ -166,3 +167,22 @@ def test_the_agents_usage_log_and_compaction_meet(store: FileStore) -> None:
     compact_day(store, DAY)
     assert key_order(read_usage(store, DAY)) == key_order(mine)
     assert store.list(USAGE_ROLLUPS) == [usage_rollup_key(DAY)]
+
+
+def test_the_rollup_keeps_each_transcribed_jobs_media_so_reports_need_no_manifests(store: FileStore) -> None:
+    rng = random.Random(13)
+    written = fill(store, rng)
+    asked: list[set[str]] = []
+
+    def media(jobs: set[str]) -> dict[str, tuple[float, float]]:
+        asked.append(set(jobs))
+        return {job: (100.0, 60.0) for job in jobs if job != "job-3"}  # job-3: its manifest is unreadable
+
+    compact_day(store, DAY, media=media)
+    transcribed = {r.job for r in written if r.outcome == "done" and r.task == "transcribe"}
+    totals, known = read_usage_day(store, DAY)
+    assert asked == [transcribed] and set(known) == transcribed - {"job-3"}
+    assert known["job-1"] == (100.0, 60.0) and same(totals, totals_of(written, DAY))
+    flush(store, "node-c", [record("node-c", "job-1", 777, rng)], int(T0 * 1000) + 10**7)
+    compact_day(store, DAY, media=media)  # a later compaction asks only for jobs it does not know
+    assert asked[1] <= {"job-3"}
