@@ -23,7 +23,6 @@ from runtime.records import (
     read_boots,
     read_evictions,
     read_power_span,
-    read_usage,
     read_usage_totals,
 )
 from runtime.store.base import ObjectStore
@@ -80,8 +79,9 @@ class InputReader:
     def read(self) -> FleetInputs:
         now = self.clock()
         days = sorted({day_of(now - offset * DAY) for offset in range(self.window_days)})
-        since = now - self.window_days * DAY
-        usage = [r for day in days for r in read_usage(self.store, day) if r.ended_at >= since]
+        since = now - self.window_days * DAY  # before the first day's midnight: the days are whole
+        # Summed: rollups for compacted days, raw records for the rest (today), never 10^8 records a round.
+        usage = [t for day in days for t in read_usage_totals(self.store, day)]
         evictions = [e for day in days for e in read_evictions(self.store, day) if e.seen_at >= since]
         audit = [a for day in days for a in read_audit(self.store, day) if a.at >= since]
         paid = paid_time(read_power_span(self.store, since, now), audit, since, now)
