@@ -45,6 +45,9 @@ def test_submit_status_agent_fetch(tmp_path: Path) -> None:
 
     agent = spotkit(home, "agent", "--until-idle", env={"SPOTKIT_IDLE_SECONDS": "0.5"})
     assert agent.returncode == 0, agent.stderr
+    said = agent.stderr.splitlines()  # without -v: one concise line per batch, with its real-time factor
+    assert said and all(" batch: " in line for line in said), said
+    assert "RTF" in said[0] and "s engine" in said[0] and "cache hits" in said[0]
     status = json.loads(spotkit(home, "status", job, "--json").stdout)
     assert status["complete"] and status["done"] == status["segments"]
 
@@ -53,7 +56,10 @@ def test_submit_status_agent_fetch(tmp_path: Path) -> None:
     vtt = spotkit(home, "fetch", job, "--format", "vtt").stdout
     assert vtt.startswith("WEBVTT")
     cues = json.loads(spotkit(home, "fetch", job, "--format", "json").stdout)["cues"]
-    assert len(cues) == srt.stdout.count(" --> ")
+    assert len(cues) == spotkit(home, "fetch", job, "--format", "srt", "--cue-style", "none").stdout.count(" --> ")
+    assert all(cue["words"] for cue in cues)  # word timings, on by default: what readable cues are cut on
+    checked = spotkit(home, "fetch", job, "--format", "srt", "--check")
+    assert checked.returncode == 0 and checked.stdout == srt.stdout and "0 over the limits" in checked.stderr
     assert "goodbye" in spotkit(home, "fetch", job, "--format", "txt").stdout.lower()
 
     table = spotkit(home, "status", job)

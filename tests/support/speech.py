@@ -36,3 +36,16 @@ def recall(reference: str, hypothesis: str) -> float:
             left[word] -= 1
             found += 1
     return found / len(ref) if ref else 1.0
+
+
+# English speech from faster-whisper's test data (MIT), where the checkout has the shared folder beside
+# it: real voices for the subtitle tests, added to the synthetic speech they always have.
+SHARED_ENGLISH = ("jfk.flac", "hotwords.mp3", "stereo_diarization.wav")
+
+
+def shared_english(repo: Path) -> list[Path]:
+    for folder in (repo.parent / "shared" / "data", repo.parent.parent / "shared" / "data"):
+        found = [folder / name for name in SHARED_ENGLISH if (folder / name).is_file()]
+        if found:
+            return found
+    return []
