@@ -232,7 +232,7 @@ def _partition(tokens: Sequence[_Token], forced: set[int], limits: CueLimits) ->
                                or len(wrap([t.text for t in tokens[i:j]], limits.max_line_chars))
                                > limits.max_lines):
                 break
-            room = min(limits.max_seconds, duration + max(0.0, after - limits.min_gap_seconds))
+            room = min(limits.max_seconds, duration + after - limits.min_gap_seconds)  # as the timing pass ends it
             cost = best[i][0] + 1.0 + cut
             if room < limits.min_seconds:
                 cost += 2.0
