@@ -242,8 +242,10 @@ class Agent:
                       translations: int) -> None:
         """One line per batch, shown without -v: what came in, what the engine did and how fast."""
         ran_audio = sum(p.item.seconds for p in ran)
-        speed = (f", RTF {engine_seconds / ran_audio:.3f} ({ran_audio / engine_seconds:.0f}x real time)"
-                 if engine_seconds > 0 and ran_audio > 0 else "")
+        pace = ran_audio / engine_seconds if engine_seconds > 0 else 0.0
+        speed = (f", RTF {engine_seconds / ran_audio:.3f} ({pace:.0f}x real time)" if pace >= 10 else
+                 f", RTF {engine_seconds / ran_audio:.3f} ({pace:.1f}x real time)" if pace > 0 and ran_audio > 0
+                 else "")
         extra = f", {translations} translations" if translations else ""
         progress.info("batch: %d segments, %.1f s audio, %d transcribed in %.2f s engine%s, %d cache hits%s",
                       messages - translations, audio, len(ran), engine_seconds, speed, hits, extra)
