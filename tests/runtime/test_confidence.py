@@ -66,3 +66,11 @@ def test_a_german_clip_through_tiny_en_is_flagged_in_status(settings: Settings, 
     assert "flagged not-english" in table.stdout and "probably not English" in table.stdout
     flags = json.loads(status("--json").stdout)["flags"]
     assert "not-english" in {flag["kind"] for flag in flags}
+
+
+def test_signals_and_the_detected_language_survive_the_store_and_old_results_keep_their_bytes() -> None:
+    kept = result(Cue(0.0, 2.0, "Guten Morgen", None, -0.25, 1.1, 0.2, 0.41), language="de", probability=0.93)
+    again = TranscriptResult.from_bytes(kept.to_bytes())
+    assert again == kept and again.language_probability == 0.93 and again.cues[0].word_probability == 0.41
+    old = result(Cue(0.0, 2.0, "hello"))
+    assert b"avg_logprob" not in old.to_bytes() and b"language_probability" not in old.to_bytes()
