@@ -187,6 +187,18 @@ def balance(words: Sequence[str], limits: CueLimits) -> list[str]:
     return lines[::-1] if k == 0 else [" ".join(line) for line in wrap(words, limits.max_line_chars)]
 
 
+def _in_order(tokens: list[_Token]) -> list[_Token]:
+    """Words in time order: an engine cue that starts before the previous one ends (a window's tail
+    decoded again overlaps it) has its words moved to after that cue's last word."""
+    out: list[_Token] = []
+    last = 0.0
+    for token in tokens:
+        start = max(token.start, last)
+        out.append(_Token(start, max(start, token.end), token.text, token.cue_end))
+        last = max(start, token.end)
+    return out
+
+
 def _off_silences(tokens: list[_Token], silences: Sequence[tuple[float, float]]) -> list[_Token]:
     """A word timed across a removed silence (its timing straddles the join of two speech spans) is
     said on one side of it: kept on the side that holds more of its time."""
@@ -258,7 +270,7 @@ def readable(cues: Sequence[SourceCue], silences: Sequence[tuple[float, float]] 
     """*cues* (in source time order) re-cut into readable cues; their words joined are the same text."""
     limits = limits or CueLimits()
     silences = sorted(silences)
-    tokens = _off_silences([token for cue in cues for token in _tokens(cue)], silences)
+    tokens = _off_silences(_in_order([token for cue in cues for token in _tokens(cue)]), silences)
     if not tokens:
         return []
     cuts = _partition(tokens, _forced(tokens, silences), limits)

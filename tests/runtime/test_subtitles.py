@@ -3,6 +3,7 @@ the segmenter removed are never spanned, and the lint finds each kind of unreada
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -142,3 +143,12 @@ def test_subtitles_lint_command(tmp_path: Path) -> None:
     for path in (junk, tmp_path / "missing.srt"):
         refused = spotkit(tmp_path, "subtitles", "lint", str(path))
         assert refused.returncode == 1 and refused.stderr.startswith("error:") and "Traceback" not in refused.stderr
+
+
+def test_overlapping_engine_cues_still_give_cues_in_order() -> None:
+    """A window's tail decoded again can start before the previous cue ends: the cues stay in order."""
+    first = timed_cue("The scheduler archived the quarterly board meeting during the night.", 10.0)
+    second = timed_cue("A new engineer reviewed a documentary about rivers in record time.", first.end - 1.5)
+    cues = readable([first, second])
+    assert words_of(cues) == (first.text + " " + second.text).split()
+    assert all(a.end + 2 / 24 - 0.0005 <= b.start for a, b in itertools.pairwise(cues))
