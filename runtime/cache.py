@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from runtime.engines.base import METERED_ENGINES
 from runtime.errors import NotFound
 from runtime.records import result_key
 from runtime.store.base import ObjectStore
@@ -25,18 +27,31 @@ log = logging.getLogger("spotkit.cache")
 
 
 def verified(data: bytes, where: str) -> bytes | None:
+    return data if parsed(data, where) is not None else None
+
+
+def parsed(data: bytes, where: str) -> TranscriptResult | None:
     try:
-        TranscriptResult.from_bytes(data, where)
+        return TranscriptResult.from_bytes(data, where)
     except BadResult as err:
         log.warning("event=bad-result where=%s error=%r (not trusted)", where, str(err))
         return None
-    return data
+
+
+def serves(metered: bool, serve_metered_results: bool) -> Callable[[TranscriptResult], bool]:
+    """Which results a node answers from: any, unless it is a fleet node told not to answer from a
+    metered API's (`Settings.serve_metered_results`): then it redoes those with its own engine."""
+    if metered or serve_metered_results:
+        return lambda result: True
+    return lambda result: result.engine not in METERED_ENGINES
 
 
 class ResultCache:
-    def __init__(self, cache_dir: Path, store: ObjectStore) -> None:
+    def __init__(self, cache_dir: Path, store: ObjectStore,
+                 serves: Callable[[TranscriptResult], bool] = lambda result: True) -> None:
         self.cache_dir = cache_dir
         self.store = store
+        self.serves = serves  # a result it may not answer from is a miss, and is replaced when redone
 
     def _disk(self, task: str, segment: str) -> Path:
         return self.cache_dir / result_key(task, segment)
@@ -49,17 +64,19 @@ class ResultCache:
         path = self._disk(task, segment)
         key = result_key(task, segment)
         if path.is_file():
-            data = verified(path.read_bytes(), str(path))
-            if data is not None:
+            data = path.read_bytes()
+            result = parsed(data, str(path))
+            if result is not None and self.serves(result):
                 self.publish(task, segment, data)
                 return data, "disk"
             path.unlink(missing_ok=True)
         try:
-            data = verified(self.store.get(key), key)
+            data = self.store.get(key)
         except NotFound:
             return None
-        if data is None:
-            return None  # run it again; `put` replaces the bad copy
+        result = parsed(data, key)
+        if result is None or not self.serves(result):
+            return None  # run it again; `put` replaces the bad (or not served) copy
         self._write_disk(path, data)
         return data, "store"
 
@@ -68,21 +85,28 @@ class ResultCache:
         self._write_disk(self._disk(task, segment), data)
 
     def publish(self, task: str, segment: str, data: bytes) -> bytes:
-        """Make the result the store's; if a valid one is there already (another node's), it wins and
-        is returned — and kept on disk; a bad one there is replaced."""
+        """Make the result the store's; if a valid one it answers from is there already (another
+        node's), it wins and is returned — and kept on disk; a bad one (or one it does not answer from,
+        `serves`) is replaced."""
         key = result_key(task, segment)
         if self.store.exists(key):
-            theirs = verified(self.store.get(key), key)
+            theirs = self._served(key)
         elif self.store.put_if_absent(key, data):
             return data
         else:
-            theirs = verified(self.store.get(key), key)
+            theirs = self._served(key)
         if theirs is None:
             self.store.put(key, data)
             return data
         if theirs != data:
             self._write_disk(self._disk(task, segment), theirs)
         return theirs
+
+    def _served(self, key: str) -> bytes | None:
+        """The store's copy if it is valid and one this node answers from (else it is replaced)."""
+        data = self.store.get(key)
+        result = parsed(data, key)
+        return data if result is not None and self.serves(result) else None
 
     def put(self, task: str, segment: str, data: bytes) -> bytes:
         """`keep`, then `publish`."""

@@ -78,6 +78,9 @@ class Settings:
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
+    # Fleet nodes answer from a result a metered API made (the hybrid's default: that work is done and
+    # paid for); false: a fleet node redoes such a segment with its own engine and replaces the result.
+    serve_metered_results: bool = True
     language: str = ""
     priority: str = "normal"  # a submission's default priority: high (due in 1 h), normal (6 h), low (24 h)
     deadline: str = ""  # a submission's default deadline, e.g. 6h; "" = the priority's

@@ -33,9 +33,9 @@ from runtime.agent.metrics import AgentMetrics
 from runtime.agent.settle import Settler
 from runtime.agent.translate import FanOut, Manifests, Translation
 from runtime.audio_codec import decode_flac
-from runtime.cache import ResultCache
+from runtime.cache import ResultCache, serves
 from runtime.config import Settings
-from runtime.engines.base import AudioItem, Transcriber, Translator
+from runtime.engines.base import METERED_ENGINES, AudioItem, Transcriber, Translator
 from runtime.errors import BadMessage, EngineError, MediaError, NotFound, SpotkitError
 from runtime.queue.base import Message, WorkQueue
 from runtime.records import BootRecord, Heartbeat, audio_key, boot_key, day_of, dump, heartbeat_key
@@ -72,7 +72,8 @@ class Agent:
         self.engine: Transcriber | None = None
         self.lifecycle = Lifecycle(exit_when_drained)
         self._beat_lock = threading.Lock()
-        self.cache = ResultCache(settings.cache_dir, store)
+        self.cache = ResultCache(settings.cache_dir, store, serves(
+            settings.transcriber in METERED_ENGINES, settings.serve_metered_results))
         self._had_cache = (settings.cache_dir / "results").is_dir()  # a warm persistent disk
         self.usage = UsageLog(store, self.node, clock)
         self.metrics = AgentMetrics(self.node)
