@@ -94,13 +94,15 @@ def _register() -> None:
         node_cmd,
         queue_cmd,
         report_cmd,
+        serve_cmd,
         simulate_cmd,
     )
 
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor):
+                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor,
+                    serve_cmd.serve, serve_cmd.keys):
         main.add_command(command)
 
 
