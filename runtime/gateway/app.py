@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, wait_seconds: float = DEFAULT_WAIT_SECONDS
                 path = "cache"
                 await run_in_threadpool(gateway.own, key, job, path)
             else:
-                choice = gateway.choose(asked.deadline_seconds)
+                choice = await run_in_threadpool(gateway.choose, asked.deadline_seconds)
                 path = choice.path
                 try:
                     report = await run_in_threadpool(gateway.submit, upload, asked, path, key)

@@ -61,7 +61,7 @@ def jobs_router(ctx: Context) -> APIRouter:
             job = await run_in_threadpool(gateway.cached_job, upload, asked.options)
             path = "cache"
             if job is None:
-                path = gateway.choose(asked.deadline_seconds).path
+                path = (await run_in_threadpool(gateway.choose, asked.deadline_seconds)).path
                 try:
                     job = (await run_in_threadpool(gateway.submit, upload, asked, path, key)).job
                 except MediaError as err:

@@ -47,9 +47,10 @@ def test_every_format_of_real_speech_then_a_cache_hit(settings: Settings, whispe
         answers = {}
         for fmt in ("json", "text", "srt", "vtt"):  # identical media: every one from the finished job
             raw = client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=DEMO_SAMPLE,
-                                                                        response_format=fmt)
+                                                                        response_format=fmt, prompt="A demo.")
             assert (raw.headers["x-spotkit-path"], raw.headers["x-spotkit-cache"], raw.headers["x-spotkit-job"]) \
                 == ("cache", "hit", job), fmt
+            assert raw.headers["x-spotkit-ignored"] == "prompt"  # accepted, not applied: deterministic decoding
             answers[fmt] = raw.parse()
         assert open_queue(settings.queue).approximate_count() == depth  # nothing enqueued for a hit
         assert isinstance(answers["json"], Transcription) and answers["json"].text == verbose.text
@@ -60,6 +61,12 @@ def test_every_format_of_real_speech_then_a_cache_hit(settings: Settings, whispe
         assert vtt.startswith("WEBVTT") and len(VTT_TIME.findall(vtt)) == len(verbose.segments)
         assert "goodbye" in srt.lower() and "goodbye" in vtt.lower()
 
+        # Word timestamps are other options, so another job: the engine runs again, each word in source time.
+        timed = client.audio.transcriptions.create(model="tiny.en", file=DEMO_SAMPLE, response_format="verbose_json",
+                                                   timestamp_granularities=["word"])
+        assert timed.words and [w.word for w in timed.words][-1].lower().strip(".") == "goodbye"
+        assert all(0 <= w.start <= w.end <= timed.duration + 0.5 for w in timed.words)
+
         # The job is this key's: the job API shows it, complete, with the same transcript.
         status = httpx2.get(f"{base_url}/spotkit/jobs/{job}", headers={"Authorization": f"Bearer {text}"},
                             timeout=30).json()
@@ -67,7 +74,7 @@ def test_every_format_of_real_speech_then_a_cache_hit(settings: Settings, whispe
         metrics = httpx2.get(base_url.removesuffix("/v1") + "/metrics", timeout=30).text
     requests = list(read_all(store, RequestRecord, GATEWAY_REQUESTS))
     assert [(r.path, r.key_id, r.key_name) for r in requests] == \
-        [("fleet", key.id, "team-search")] + [("cache", key.id, "team-search")] * 4
+        [("fleet", key.id, "team-search")] + [("cache", key.id, "team-search")] * 4 + [("fleet", key.id, "team-search")]
     assert all(r.cost_usd == 0 for r in requests if r.path == "cache")
     assert {r.outcome for r in read_usage(store)} == {"done"}  # the engine ran once, for the first request
     assert 'spotkit_gateway_requests_total{path="cache",route="transcriptions",status="200"} 4.0' in metrics
