@@ -16,7 +16,7 @@ import pytest
 
 from runtime.config import Settings, load_settings
 from runtime.engines.simulated import SimulatedTranscriber
-from runtime.gateway.apikeys import create_key
+from runtime.gateway.apikeys import create_key, revoke_key
 from runtime.queue import open_queue
 from runtime.store import open_store
 from tests.conftest import DEMO_SAMPLE
@@ -97,3 +97,30 @@ def test_a_job_is_accepted_at_once_polled_to_completion_and_called_back(sim: Set
     assert results["srt"].startswith("1\n") and results["vtt"].startswith("WEBVTT")
     assert len(results["verbose_json"]["segments"]) == results["srt"].count(" --> ")
     assert hooks.calls == [{"id": job["id"], "object": "spotkit.job", "status": "completed"}]  # once, no transcript
+
+
+def test_instances_share_only_the_store_and_a_sync_request_past_its_wait_is_504_then_pollable(
+        sim: Settings, tmp_path: Path) -> None:
+    """Two instances on one queue and store (as behind a load balancer): a request that waits past
+    --wait-seconds gets 504 naming its job, the job goes on, and the other instance serves its result
+    to the same key — and honours a revocation made after both started."""
+    store = open_store(sim.store)
+    store.ensure()
+    key, text = create_key(store, "team-lb")
+    auth = {"Authorization": f"Bearer {text}"}
+    with gateway(sim, tmp_path / "spool-a", wait_seconds=0.5) as first, gateway(sim, tmp_path / "spool-b") as second:
+        late = httpx2.post(f"{first}/audio/transcriptions", headers=auth,
+                           files={"file": ("talk.wav", DEMO_SAMPLE.read_bytes())}, data={"model": "whisper-1"},
+                           timeout=30)
+        assert late.status_code == 504 and late.json()["error"]["code"] == "timeout"
+        job = late.headers["x-spotkit-job"]
+        assert job in late.json()["error"]["message"]
+        assert httpx2.get(f"{second}/spotkit/jobs/{job}", headers=auth, timeout=10).json()["status"] == "queued"
+        with agent(sim, lambda: SimulatedTranscriber(sim.model, sim.simulated_speed)):
+            again = httpx2.post(f"{second}/audio/transcriptions", headers=auth,
+                                files={"file": ("talk.wav", DEMO_SAMPLE.read_bytes())},
+                                data={"model": "whisper-1", "response_format": "text"}, timeout=60)
+        assert again.status_code == 200 and again.headers["x-spotkit-job"] == job and again.text.strip()
+        revoke_key(store, key.id)
+        for base_url in (first, second):
+            assert httpx2.get(f"{base_url}/models", headers=auth, timeout=10).status_code == 401
