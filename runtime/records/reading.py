@@ -17,6 +17,7 @@ from runtime.records.keys import (
     boot_key_parts,
     day_of,
     evictions_prefix,
+    gateway_requests_prefix,
     power_prefix,
     usage_prefix,
 )
@@ -28,6 +29,7 @@ from runtime.records.kinds import (
     Heartbeat,
     NodeHostKeys,
     PowerEvent,
+    RequestRecord,
     RoutingRecord,
     UsageRecord,
 )
@@ -59,6 +61,11 @@ def read_host_keys(store: ObjectStore) -> dict[str, NodeHostKeys]:
 def read_usage(store: ObjectStore, day: str | None = None) -> list[UsageRecord]:
     """All usage records (or one UTC day's), oldest object first."""
     return list(read_all(store, UsageRecord, usage_prefix(day), lines=True))
+
+
+def read_gateway_requests(store: ObjectStore, day: str | None = None) -> list[RequestRecord]:
+    """The gateway's request records (or one UTC day's): who asked, which path, what it cost."""
+    return list(read_all(store, RequestRecord, gateway_requests_prefix(day)))
 
 
 def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionRecord]:
