@@ -51,7 +51,12 @@ def serve(ctx: click.Context, host: str, port: int, wait_seconds: float, max_upl
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     settings = settings_from(ctx)
-    logging.getLogger("spotkit.gateway.access").setLevel(logging.INFO)
+    access = logging.getLogger("spotkit.gateway.access")  # one JSON object a line on stderr, for the journal
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     app = create_app(settings, wait_seconds=wait_seconds, max_upload_mb=max_upload_mb, spool_dir=spool_dir)
     click.echo(f"spotkit gateway on {'https' if tls_cert else 'http'}://{host}:{port}/v1 "
                f"(queue {settings.queue}, store {settings.store})", err=True)
