@@ -10,10 +10,12 @@ same call as ``spotkit submit`` — so bad media leaves nothing enqueued.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +56,22 @@ from runtime.work import TaskOptions, TranscriptResult
 WHISPER_ALIAS = "whisper-1"  # what applications written for OpenAI ask for: served by the fleet's model
 GRANULARITIES = ("segment", "word")
 DECISION_TTL_SECONDS = 5.0  # routing, prices and fleet liveness are re-read at most this often
+
+
+def check_webhook(url: str) -> None:
+    """An http(s) URL, and not the machine's metadata service or another link-local address: the
+    gateway POSTs there from inside the VNet, so a caller must not aim it at what only the VM may reach."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise BadRequest("webhook must be an http(s) URL", "webhook")
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        address = None
+    if (address is not None and (address.is_link_local or address.is_unspecified or address.is_multicast)) \
+            or parts.hostname.lower() in ("metadata", "metadata.azure.internal"):
+        raise BadRequest(f"webhook host {parts.hostname} is the metadata service or link-local; "
+                         "give your service's address", "webhook")
 
 
 class BadRequest(SpotkitError):
@@ -142,8 +160,8 @@ class Gateway:
         except ConfigError as err:
             raise BadRequest(str(err), "deadline") from None
         webhook = upload.value("webhook")
-        if webhook and not webhook.startswith(("https://", "http://")):
-            raise BadRequest("webhook must be an http(s) URL", "webhook")
+        if webhook:
+            check_webhook(webhook)
         options = TaskOptions(model=self.settings.model, language=language, word_timestamps="word" in granularities,
                               revision=self.revision)
         return Asked(options, fmt, deadline_seconds, priority, ignored, webhook)

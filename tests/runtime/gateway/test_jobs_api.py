@@ -72,6 +72,10 @@ def test_a_job_is_accepted_at_once_polled_to_completion_and_called_back(sim: Set
         bad = httpx2.post(f"{base_url}/spotkit/jobs", headers=auth, files={"file": ("a.wav", DEMO_SAMPLE.read_bytes())},
                           data={"model": "whisper-1", "deadline": "soon"}, timeout=30)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "deadline"
+        for aimed in ("http://169.254.169.254/metadata/identity/oauth2/token", "ftp://example.com/hook"):
+            bad = httpx2.post(f"{base_url}/spotkit/jobs", headers=auth, files={"file": ("a.wav", b"RIFF")},
+                              data={"model": "whisper-1", "webhook": aimed}, timeout=30)
+            assert bad.status_code == 400 and bad.json()["error"]["param"] == "webhook", aimed
         assert open_queue(sim.queue).approximate_count() == 0
         created = httpx2.post(f"{base_url}/spotkit/jobs", headers=auth,
                               files={"file": ("archive-042.wav", DEMO_SAMPLE.read_bytes())},
