@@ -20,11 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from runtime.errors import MediaError
+from runtime.errors import MediaError, SpotkitError
 from runtime.gateway.intake import Context, GatewayError, accept, caller, wait_finished
 from runtime.gateway.service import Progress
 from runtime.http import HttpClient, HttpError
 from runtime.jobs import JOB_ID
+from runtime.retention import delete_job
 from runtime.retry import Backoff, RetryPolicy
 
 log = logging.getLogger("spotkit.gateway")
@@ -92,6 +93,20 @@ def jobs_router(ctx: Context) -> APIRouter:
         if body["status"] == "completed":
             body["results"] = await run_in_threadpool(gateway.results, job)
         return JSONResponse(body, headers={"x-spotkit-path": owner.path, "x-spotkit-job": job})
+
+    @router.delete("/v1/spotkit/jobs/{job}")
+    async def remove_job(job: str, request: Request) -> Response:
+        key = await caller(ctx, request)
+        owner = await run_in_threadpool(gateway.owner, key, job) if JOB_ID.match(job) else None
+        if owner is None:
+            raise GatewayError(404, f"no job {job!r} for this key (a key sees only the jobs it submitted)", "id")
+        request.state.job = job
+        try:
+            deleted = await run_in_threadpool(delete_job, gateway.store, job, True)
+        except SpotkitError as err:
+            raise GatewayError(409, str(err), "id") from None
+        return JSONResponse({"id": job, "object": "spotkit.job.deleted", "deleted": True,
+                             "segments_deleted": deleted.segments_deleted, "segments_kept": deleted.segments_kept})
 
     return router
 

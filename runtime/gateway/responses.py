@@ -65,8 +65,8 @@ def all_results(cues: Sequence[SourceCue], language: str, duration: float) -> di
 
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error",
-               500: "server_error", 502: "server_error", 503: "server_error", 504: "timeout"}
+               404: "not_found_error", 409: "invalid_request_error", 413: "invalid_request_error",
+               429: "rate_limit_error", 500: "server_error", 502: "server_error", 503: "server_error", 504: "timeout"}
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:

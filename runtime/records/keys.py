@@ -251,8 +251,12 @@ def api_key_key(key_id: str) -> str:
     return f"{GATEWAY_KEYS}{key_id}.json"
 
 
+def job_owners_prefix(job: str) -> str:
+    return f"{GATEWAY}owners/{job}/"
+
+
 def job_owner_key(job: str, key_id: str) -> str:
-    return f"{GATEWAY}owners/{job}/{key_id}.json"
+    return f"{job_owners_prefix(job)}{key_id}.json"
 
 
 def media_index_key(digest: str) -> str:

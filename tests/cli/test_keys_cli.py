@@ -41,7 +41,8 @@ def test_create_list_revoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [("keys", "create", "team search"), ("keys", "create", "t", "--rate-per-minute", "0"),
-                                  ("keys", "revoke", "nope"), ("keys", "revoke", "0123456789ab")])
+                                  ("keys", "revoke", "nope"), ("keys", "revoke", "0123456789ab"),
+                                  ("jobs", "delete", "nope"), ("jobs", "delete", "0123456789abcdef01234567")])
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), *args], env={})
     assert isinstance(result.exception, SystemExit) and result.exit_code == 1
