@@ -25,12 +25,12 @@ def test_create_list_revoke(tmp_path: Path) -> None:
     assert text.startswith(f"sk-spotkit-{key_id}-") and issued["rate_per_minute"] == 120
     store = FileStore(home / "store")
     [where] = store.list(GATEWAY_KEYS)
-    assert text.rsplit("-", 1)[1] not in store.get(where).decode()  # only the hash is kept
+    assert text.split("-", 3)[3] not in store.get(where).decode()  # only the hash is kept
     assert authenticate(store, f"Bearer {text}").name == "team-search"
 
     listed = spotkit(home, "keys", "list", "--json")
     assert [(k["id"], k["name"], k["revoked_at"]) for k in json.loads(listed.stdout)] == [(key_id, "team-search", 0)]
-    assert text.rsplit("-", 1)[1] not in listed.stdout and "sha256" not in listed.stdout
+    assert text.split("-", 3)[3] not in listed.stdout and "sha256" not in listed.stdout
     assert key_id in spotkit(home, "keys", "list").stdout
 
     revoked = spotkit(home, "keys", "revoke", key_id)
