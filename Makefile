@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) -m bench.pipeline --word-timestamps
 	$(PY) -m bench.eviction
 	$(PY) -m bench.policy
+	$(PY) -m bench.gateway
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work

@@ -67,6 +67,7 @@ class StackConfig:
     api_budget_usd: float | None = None
     api_model: str = "whisper-1"
     runbook_base_url: str = ""  # where the alerts' runbook links point; "" = the deployed version's docs
+    gateway_port: int = 0  # > 0: `spotkit serve` on the controller VM on this port, for the VNet (docs/gateway.md)
     # Secret values (pulumi.Output[str] when given); never rendered into custom data.
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -256,6 +257,10 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if runbooks and not re.match(r"^https://[^\s\"'<>]+$", runbooks):
         raise StackConfigError(f"{NAMESPACE}:runbookBaseUrl = {runbooks!r} must be an https URL where "
                                f"docs/runbooks is served {_fix('runbookBaseUrl', 'https://wiki.example.com/spotkit/runbooks')}")
+    gateway_port = number("gatewayPort", 0, int)
+    if gateway_port and not 1024 <= gateway_port <= 65535:
+        raise StackConfigError(f"{NAMESPACE}:gatewayPort = {gateway_port} must be 0 (no gateway) or a port from "
+                               f"1024 to 65535 (the service runs unprivileged) {_fix('gatewayPort', '8080')}")
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
@@ -266,7 +271,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
         azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
         api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model, runbook_base_url=runbooks,
-        secrets=dict(secrets or {}),
+        gateway_port=gateway_port, secrets=dict(secrets or {}),
     )
 
 
@@ -295,7 +300,7 @@ def load_stack_config() -> StackConfig:
             "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider", "alertEmails",
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
             "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
-            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl")
+            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl", "gatewayPort")
     raw: dict[str, Any] = {}
     for key in keys:
         value = config.get_object(key) if key in ("fallbackSizes", "models", "alertEmails", "tags") else config.get(key)

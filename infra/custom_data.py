@@ -105,6 +105,7 @@ class ControllerBootConfig:
     azure_openai_endpoint: str = ""
     azure_openai_api_version: str = "2024-10-21"
     runbook_base_url: str = ""
+    gateway_port: int = 0  # > 0: `spotkit serve` on this port beside the controller (docs/gateway.md)
 
 
 _RUNBOOKS = re.compile(r"https://[A-Za-z0-9._~:/?#@!&*+,;=%-]+")
@@ -294,9 +295,14 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
         if not (isinstance(cfg.api_budget_usd, int | float) and 0 <= cfg.api_budget_usd < 1e9):
             raise _fail("ControllerBootConfig.api_budget_usd", cfg.api_budget_usd, "must be 0 or more USD")
         env["SPOTKIT_API_BUDGET_USD"] = f"{cfg.api_budget_usd:g}"
+    gateway_port = _port("ControllerBootConfig.gateway_port", cfg.gateway_port, 0, 65535)
+    if gateway_port:
+        env["SPOTKIT_GATEWAY_PORT"] = str(gateway_port)
     text = _render("controller/cloud-config.yaml", {
         "controller_env": _block(_env_file(env)),
         "controller_unit": _block(_render("controller/spotkit-controller.service", {})),
+        "gateway_unit": _block(_render("controller/spotkit-gateway.service", {})),
+        "gateway_runcmd": "  - [systemctl, enable, --now, spotkit-gateway.service]" if gateway_port else "",
         "pip_spec": json.dumps(cfg.spotkit_pip_spec),
     })
     return _finish(text)

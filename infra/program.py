@@ -67,7 +67,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
             secret_names=secret_names,
             vm_size=cfg.vm_size, region=cfg.location, api_workers=cfg.api_workers, api_budget_usd=cfg.api_budget_usd,
             api_model=cfg.api_model, min_running=cfg.min_running, azure_openai_endpoint=cfg.azure_openai_endpoint,
-            azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url))))
+            azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url,
+            gateway_port=cfg.gateway_port))))
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(
         group.name, loc, tags, prefix, net.controller_subnet_id, net.jump_subnet_id, ids.controller_identity_id,
         controller_data, cfg.admin_ssh_public_key))

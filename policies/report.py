@@ -21,7 +21,7 @@ from policies.breakeven import break_even_utilization, engineering_tax_usd
 from policies.budget import api_spend
 from policies.power import PaidTime
 from policies.prices import PriceBook, PriceBookError, VmPrices
-from runtime.records import EvictionRecord, UsageTotal
+from runtime.records import REQUEST_PATHS, EvictionRecord, RequestRecord, UsageTotal
 
 HOURS_PER_MONTH = 730.0
 
@@ -191,6 +191,21 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     }
 
 
+def by_caller(requests: Iterable[RequestRecord]) -> dict[str, Any]:
+    """The gateway's requests split by key (team): requests, speech seconds by path, and the cost the
+    gateway estimated for each at the controller's prices then (a cache hit is free). A job shared by
+    two teams counts for both: each asked for it."""
+    callers: dict[str, dict[str, Any]] = {}
+    for r in requests:
+        entry = callers.setdefault(r.key_name, {"key_id": r.key_id, "requests": 0, "cost_usd": 0.0, "unpriced": 0,
+                                                "audio_seconds": dict.fromkeys(REQUEST_PATHS, 0.0)})
+        entry["requests"] += 1
+        entry["audio_seconds"][r.path] = round(entry["audio_seconds"].get(r.path, 0.0) + r.audio_seconds, 3)
+        entry["cost_usd"] = round(entry["cost_usd"] + r.cost_usd, 6)
+        entry["unpriced"] += 0 if r.priced else 1
+    return dict(sorted(callers.items(), key=lambda item: (-item[1]["cost_usd"], item[0])))
+
+
 def _silence(seconds: float, rtf: float | None, spot: float, per_minute: float) -> dict[str, float | None]:
     """Silence never sent to a GPU, and what it would have cost: GPU time at the fleet's measured
     real-time factor, and the API's per-minute price had the whole media been sent."""
@@ -239,6 +254,13 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"API {report['prices']['api_price_per_audio_minute']} USD/min ({report['prices']['api_source']}). "
         f"Paid time: {report['paid_time_source']}.",
     ]
+    callers = report.get("by_caller")
+    if callers:
+        lines += ["", "| gateway caller | requests | fleet audio h | API audio h | cache audio h | est. cost |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} (`{c['key_id']}`) | {c['requests']} | {c['audio_seconds']['fleet'] / 3600:.2f} | "
+                  f"{c['audio_seconds']['api'] / 3600:.2f} | {c['audio_seconds']['cache'] / 3600:.2f} | "
+                  f"{usd(c['cost_usd'])}{' (+unpriced)' if c['unpriced'] else ''} |" for name, c in callers.items()]
     advice = report.get("recommendation")
     if advice:
         action = advice["action"].replace("-", " ")

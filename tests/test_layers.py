@@ -75,7 +75,8 @@ def test_each_store_prefix_is_spelled_in_one_module() -> None:
 
     prefixes = [records.JOBS, records.SEGMENTS, records.RESULTS, records.POISONED, records.USAGE,
                 records.HEARTBEATS, records.EVICTIONS, records.BOOTS, records.DRAIN_REQUESTS, records.AUDIT,
-                records.CONTROL, records.MODELS, records.QUEUED, records.DRAINED_FOR, records.HOST_KEYS]
+                records.CONTROL, records.MODELS, records.QUEUED, records.DRAINED_FOR, records.HOST_KEYS,
+                records.GATEWAY]
     spelled = {prefix: [str(path.relative_to(REPO)) for package in ("runtime", "spotkit", "policies")
                         for path in sources(package) if f'"{prefix}' in path.read_text()
                         or f"f\"{prefix}" in path.read_text()]

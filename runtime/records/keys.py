@@ -31,6 +31,9 @@ POWER = "power/"
 CONTROL = "control/"
 MODELS = "models/"
 HOST_KEYS = "hostkeys/"
+GATEWAY = "gateway/"
+GATEWAY_KEYS = f"{GATEWAY}keys/"
+GATEWAY_REQUESTS = f"{GATEWAY}requests/"
 
 # (key pattern, written by, how): the store-layout table of docs/runtime.md.
 LAYOUT: tuple[tuple[str, str, str], ...] = (
@@ -112,6 +115,26 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         "`spotkit node publish-host-keys` (the agent unit, at every start)",
         "overwritten: the node's public SSH host keys (`NodeHostKeys`), "
         "what `spotkit node ssh`, `exec`, `logs` and `restart` build known_hosts from",
+    ),
+    (
+        f"{GATEWAY_KEYS}<key id>.json",
+        "`spotkit keys create`, `revoke`",
+        "a gateway API key: its SHA-256 only, never the secret, and its limits (`ApiKey`)",
+    ),
+    (
+        f"{GATEWAY}owners/<job>/<key id>.json",
+        "`spotkit serve`",
+        "write-if-absent: this key submitted this job, so it may read it (`JobOwner`)",
+    ),
+    (
+        f"{GATEWAY}media/<sha256 of upload and options>.json",
+        "`spotkit serve`",
+        "overwritten: the job identical media with the same options made (`MediaIndex`): the cache hit",
+    ),
+    (
+        f"{GATEWAY_REQUESTS}day=YYYY-MM-DD/<ms>-<instance>-<rand>.json",
+        "`spotkit serve`",
+        "one per transcription request: caller, path, audio and cost (`RequestRecord`), for the report",
     ),
 )
 
@@ -257,6 +280,30 @@ def model_file_key(folder: str, name: str) -> str:
 
 def host_keys_key(node: str) -> str:
     return f"{HOST_KEYS}{node}.json"
+
+
+def api_key_key(key_id: str) -> str:
+    return f"{GATEWAY_KEYS}{key_id}.json"
+
+
+def job_owners_prefix(job: str) -> str:
+    return f"{GATEWAY}owners/{job}/"
+
+
+def job_owner_key(job: str, key_id: str) -> str:
+    return f"{job_owners_prefix(job)}{key_id}.json"
+
+
+def media_index_key(digest: str) -> str:
+    return f"{GATEWAY}media/{digest}.json"
+
+
+def gateway_requests_prefix(day: str | None = None) -> str:
+    return f"{GATEWAY_REQUESTS}day={day}/" if day else GATEWAY_REQUESTS
+
+
+def gateway_request_key(day: str, stamp_ms: int, instance: str, suffix: str) -> str:
+    return f"{gateway_requests_prefix(day)}{stamp_ms:015d}-{instance}-{suffix}.json"
 
 
 def layout_table() -> str:

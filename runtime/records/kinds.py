@@ -298,3 +298,65 @@ class NodeHostKeys:
     keys: list[str]  # OpenSSH public keys, "TYPE BASE64" (no comment), one per host key file
     published_at: float
     v: int = 1
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A gateway API key (``spotkit keys create``): a team's credential and its limits. Only the
+    SHA-256 of the secret is kept (the secret is random and long, so a plain hash cannot be guessed
+    back); ``spotkit keys revoke`` sets *revoked_at* and every gateway instance refuses it at once."""
+
+    id: str  # the public part of the key, in its text: sk-spotkit-<id>-<secret>
+    name: str  # the team or application, as usage reports split cost by it
+    sha256: str
+    created_at: float
+    rate_per_minute: int = 60  # requests, per gateway instance
+    max_upload_mb: float = 25.0  # the largest upload this key may send (OpenAI's own limit is 25 MB)
+    revoked_at: float = 0.0  # 0: valid
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class JobOwner:
+    """A key submitted a job through the gateway: that key (and no other) may read it. Jobs are
+    content-addressed, so two teams sending the same media share the work but each needs its own mark."""
+
+    job: str
+    key_id: str
+    at: float
+    path: str  # fleet | api: where the gateway sent its work
+    webhook: str = ""  # POSTed once the job is finished (asynchronous jobs)
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class MediaIndex:
+    """Which job an upload (by its bytes' hash and the request's options) became: a second identical
+    request answers from the finished job without decoding or submitting anything."""
+
+    job: str
+    upload_sha256: str
+    at: float
+    v: int = 1
+
+
+REQUEST_PATHS = ("fleet", "api", "cache")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One transcription request through the gateway: who asked (the key), which path served it and
+    what it cost, so the monthly report can split cost by team. The agents' `UsageRecord`s say what
+    the engines did per segment; a job shared by two teams is in both teams' requests."""
+
+    key_id: str
+    key_name: str
+    job: str
+    path: str  # one of REQUEST_PATHS (cache: answered from finished results, no engine work)
+    audio_seconds: float  # speech seconds of the job
+    cost_usd: float  # 0 for a cache hit; an estimate from the controller's latest inputs otherwise
+    priced: bool  # False when no controller decision has published prices yet (cost_usd is then 0)
+    at: float
+    route: str  # transcriptions | jobs
+    bytes_in: int = 0
+    v: int = 1

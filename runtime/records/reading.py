@@ -17,6 +17,7 @@ from runtime.records.keys import (
     boot_key_parts,
     day_of,
     evictions_prefix,
+    gateway_requests_prefix,
     power_prefix,
 )
 from runtime.records.kinds import (
@@ -27,6 +28,7 @@ from runtime.records.kinds import (
     Heartbeat,
     NodeHostKeys,
     PowerEvent,
+    RequestRecord,
     RoutingRecord,
 )
 from runtime.store.base import ObjectStore
@@ -52,6 +54,11 @@ def read_heartbeats(store: ObjectStore) -> list[Heartbeat]:
 def read_host_keys(store: ObjectStore) -> dict[str, NodeHostKeys]:
     """Every node's published host keys, by node name."""
     return {record.node: record for record in read_all(store, NodeHostKeys, HOST_KEYS)}
+
+
+def read_gateway_requests(store: ObjectStore, day: str | None = None) -> list[RequestRecord]:
+    """The gateway's request records (or one UTC day's): who asked, which path, what it cost."""
+    return list(read_all(store, RequestRecord, gateway_requests_prefix(day)))
 
 
 def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionRecord]:

@@ -120,6 +120,8 @@ def _register() -> None:
         node_cmd,
         queue_cmd,
         report_cmd,
+        retention_cmd,
+        serve_cmd,
         simulate_cmd,
         subtitles_cmd,
         usage_cmd,
@@ -129,7 +131,8 @@ def _register() -> None:
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
                     report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor,
-                    subtitles_cmd.subtitles, usage_cmd.usage):
+                    subtitles_cmd.subtitles, usage_cmd.usage, serve_cmd.serve, serve_cmd.keys,
+                    retention_cmd.jobs):
         main.add_command(command)
 
 

@@ -16,11 +16,11 @@ from policies.focus import reconcile
 from policies.power import paid_time
 from policies.prices import PriceSourceError, load_price_book, load_vm_prices
 from policies.recommend import change, recommend
-from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
+from policies.report import FixedCosts, ReportInputs, build_report, by_caller, csv_rows, markdown
 from policies.report_html import html_page
 from runtime.errors import SpotkitError
 from runtime.jobs import job_media
-from runtime.records import read_audit, read_evictions, read_power_span, read_usage_day
+from runtime.records import read_audit, read_evictions, read_gateway_requests, read_power_span, read_usage_day
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.bill_files import read_bill_file
@@ -131,6 +131,10 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
     if figures is None:
         raise SpotkitError(f"no usage records for {month} in {store.url}: nothing was processed that month "
                            "(check --month and SPOTKIT_STORE)")
+    days, _, _ = month_days(month)
+    requests = [r for day in days for r in read_gateway_requests(store, day)]
+    if requests:
+        figures["by_caller"] = by_caller(requests)
     figures["recommendation"] = recommend(figures)
     previous = figures_of(previous_month(month))
     figures["change"] = None if previous is None else change(figures, previous)

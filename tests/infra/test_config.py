@@ -60,6 +60,8 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"translatorModel": "a b"}, "translatorModel", "not a model"),
     ({"apiWorkers": 2}, "apiWorkers", "needs a metered API"),
     ({"apiWorkers": 99}, "apiWorkers", "0..16"),
+    ({"gatewayPort": 80}, "gatewayPort", "1024 to 65535"),
+    ({"gatewayPort": "https"}, "gatewayPort", "not a int"),
     ({"apiBudgetUsd": float("nan")}, "apiBudgetUsd", "not a float"),
     ({"apiBudgetUsd": -5}, "apiBudgetUsd", "0 or more"),
     ({"alertEmails": ["nobody"]}, "alertEmails", "not an e-mail"),
@@ -104,7 +106,7 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
 @given(st.dictionaries(st.sampled_from(["vmSize", "fallbackSizes", "slotCount", "minRunning", "maxPricePerHour",
                                         "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider",
                                         "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
-                                        "apiWorkers", "apiBudgetUsd", "apiModel",
+                                        "apiWorkers", "apiBudgetUsd", "apiModel", "gatewayPort",
                                         "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
                                         "segmentRetentionDays", "location"]),
                        st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(

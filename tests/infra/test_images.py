@@ -227,6 +227,15 @@ def test_controller_document_installs_and_starts_the_controller() -> None:
     assert values["SPOTKIT_SUBSCRIPTION_ID"] == "11111111-2222-3333-4444-555555555555"
     assert values["SPOTKIT_RESOURCE_GROUP"] == "spotkit-dev-rg" and values["AZURE_CLIENT_ID"] == CLIENT_ID
     assert values["KEY_VAULT_SECRETS"] == "alert-webhook:SPOTKIT_ALERT_WEBHOOK"
+    assert "SPOTKIT_GATEWAY_PORT" not in values  # the gateway is opt-in (the stack's gatewayPort)
+
+
+def test_controller_document_starts_the_gateway_only_when_a_port_is_set() -> None:
+    doc = parse(render_controller_cloud_config(controller_config(gateway_port=8443)))
+    assert [" ".join(cmd) for cmd in doc["runcmd"]][-1] == "systemctl enable --now spotkit-gateway.service"
+    assert env_file(written(doc, "/etc/spotkit/controller.env")["content"])["SPOTKIT_GATEWAY_PORT"] == "8443"
+    with pytest.raises(ValueError, match="gateway_port"):
+        render_controller_cloud_config(controller_config(gateway_port=70000))
 
 
 def test_node_and_controller_share_the_same_boot_scripts() -> None:
@@ -435,7 +444,8 @@ PROVIDED_ON_THE_VM = {"/opt/spotkit/venv/bin/spotkit", "/opt/spotkit/bin/fetch-s
 
 
 @pytest.mark.parametrize(("kind", "unit"), [("node", "spotkit-agent.service"), ("node", "spotkit-models.service"),
-                                            ("controller", "spotkit-controller.service")])
+                                            ("controller", "spotkit-controller.service"),
+                                            ("controller", "spotkit-gateway.service")])
 def test_units_pass_systemd_analyze_verify(kind: str, unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -490,14 +500,19 @@ def test_agent_stops_inside_the_eviction_notice() -> None:
 
 
 @pytest.mark.parametrize(("kind", "unit"), [("node", "spotkit-agent.service"), ("node", "spotkit-models.service"),
-                                            ("controller", "spotkit-controller.service")])
+                                            ("controller", "spotkit-controller.service"),
+                                            ("controller", "spotkit-gateway.service")])
 def test_units_run_unprivileged_hardened_and_keep_the_gpu(kind: str, unit: str) -> None:
     service = parse_unit(units(kind)[unit])["Service"]
     assert service["User"] == [SERVICE_USER] and service["Group"] == [SERVICE_USER]
     assert service["NoNewPrivileges"] == ["yes"] and service["PrivateTmp"] == ["yes"]
     assert service["ProtectSystem"] == ["strict"]
     assert "PrivateDevices" not in service and "DevicePolicy" not in service  # CUDA needs /dev/nvidia*
-    if kind == "controller":
+    if unit == "spotkit-gateway.service":  # systemd expands the port from controller.env
+        serve = "/opt/spotkit/venv/bin/spotkit serve --host 0.0.0.0 --port ${SPOTKIT_GATEWAY_PORT}"
+        assert service["ExecStart"] == [serve]
+        assert service["EnvironmentFile"][0] == "/etc/spotkit/controller.env"
+    elif kind == "controller":
         assert service["Restart"] == ["always"] and service["RestartSec"] == ["10"]
         assert service["ExecStart"] == ["/opt/spotkit/venv/bin/spotkit controller run"]
     else:
@@ -506,7 +521,7 @@ def test_units_run_unprivileged_hardened_and_keep_the_gpu(kind: str, unit: str) 
 
 def test_unit_templates_only_use_known_placeholders() -> None:
     for path in sorted(IMAGES.glob("*/*.service")):
-        placeholders = set(re.findall(r"\$\{(\w+)\}", path.read_text()))
+        placeholders = set(re.findall(r"(?<!\$)\$\{(\w+)\}", path.read_text()))  # "$${" is a literal "${"
         assert placeholders <= {"mount_path"}, f"{path.name}: unknown placeholders {placeholders}"
 
 

@@ -326,7 +326,7 @@ OTHER_VALUES: dict[str, Any] = {
     "operatorCidr": "198.51.100.0/28", "spotkitPipSpec": "spotkit[gpu]==1.2.3", "segmentRetentionDays": 30,
     "vnetCidr": "10.50.0.0/16", "tags": {"environment": "prod", "cost-center": "x"},
     "azureOpenAiApiVersion": "2025-01-01-preview", "apiWorkers": 1, "apiBudgetUsd": 250, "apiModel": "whisper",
-    "runbookBaseUrl": "https://wiki.example.com/spotkit/runbooks",
+    "runbookBaseUrl": "https://wiki.example.com/spotkit/runbooks", "gatewayPort": 8443,
 }
 AOAI = {"azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"}
 

@@ -8,8 +8,16 @@ import pytest
 
 from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
-from policies.report import FixedCosts, ReportInputs, build_report, markdown, silence_skipped_seconds
-from runtime.records import EvictionRecord, UsageRecord, totals_of
+from policies.report import (
+    FixedCosts,
+    ReportInputs,
+    build_report,
+    by_caller,
+    csv_rows,
+    markdown,
+    silence_skipped_seconds,
+)
+from runtime.records import EvictionRecord, RequestRecord, UsageRecord, totals_of
 
 PRICES = VmPrices(0.526, 0.06, "USD", "2026-11-01", "test prices")
 
@@ -75,3 +83,21 @@ def test_slots_of_a_fallback_size_are_priced_at_their_own_size_or_said_to_be_a_l
     rates = report["gpu_price_by_slot"]
     assert rates["slot-2"] == {"size": "Standard_NC8as_T4_v3", "price_per_hour": 0.12, "source": "its own size"}
     assert rates["slot-3"]["price_per_hour"] == 0.06 and "lower bound" in rates["slot-3"]["source"]
+
+
+def test_gateway_requests_split_cost_by_caller() -> None:
+    def asked(name: str, path: str, audio: float, cost: float, priced: bool = True) -> RequestRecord:
+        return RequestRecord(f"id-{name}", name, "job", path, audio, cost, priced, 0.0, "transcriptions")
+
+    callers = by_caller([asked("team-a", "fleet", 3600.0, 0.01), asked("team-a", "cache", 3600.0, 0.0),
+                         asked("team-b", "api", 600.0, 0.06), asked("team-c", "api", 60.0, 0.0, priced=False)])
+    assert list(callers) == ["team-b", "team-a", "team-c"]  # the most expensive first
+    assert callers["team-a"]["requests"] == 2 and callers["team-a"]["audio_seconds"] == {
+        "fleet": 3600.0, "api": 0.0, "cache": 3600.0}
+    assert callers["team-b"]["cost_usd"] == 0.06 and callers["team-c"]["unpriced"] == 1
+    report = build_report(ReportInputs("2026-11", totals_of([done(3600.0, 72.0)]), [], PaidTime(3600.0, "test"), PRICES,
+                                       load_price_book()))
+    report["by_caller"] = callers
+    text = markdown(report)
+    assert "| team-b (`id-team-b`) | 1 | 0.00 | 0.17 | 0.00 | $0.06 |" in text and "(+unpriced)" in text
+    assert ("by_caller.team-a.audio_seconds.cache", "3600.0") in csv_rows(report)
