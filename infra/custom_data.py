@@ -101,6 +101,9 @@ class ControllerBootConfig:
     api_workers: int = 0  # the most API workers for work routed to the metered API (0: no API path)
     api_budget_usd: float | None = None  # monthly cap on metered spend; None: no cap
     api_model: str = "whisper-1"
+    # The fleet's transcription model (the stack's models[0]): segments ask for it by name, so the API
+    # workers serve it under that name and the gateway submits for it.
+    model: str = PACKAGED_MODEL
     min_running: int = 0  # slots the controller keeps running (the stack's minRunning)
     azure_openai_endpoint: str = ""
     azure_openai_api_version: str = "2024-10-21"
@@ -288,6 +291,7 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
         "SPOTKIT_MIN_RUNNING": str(_port("ControllerBootConfig.min_running", cfg.min_running, 0, len(slots))),
         "SPOTKIT_API_MODEL": _match("ControllerBootConfig.api_model", cfg.api_model, _MODEL,
                                     "must be a model or deployment name"),
+        "SPOTKIT_MODEL": _match("ControllerBootConfig.model", cfg.model, _MODEL, "must be a model name"),
         **env,
         **_metered_env("ControllerBootConfig", cfg.azure_openai_endpoint, cfg.azure_openai_api_version),
     }

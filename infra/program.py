@@ -66,7 +66,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
             slot_vm_names=tuple(name for name, _ in specs), slot_vm_sizes=tuple(size for _, size in specs),
             secret_names=secret_names,
             vm_size=cfg.vm_size, region=cfg.location, api_workers=cfg.api_workers, api_budget_usd=cfg.api_budget_usd,
-            api_model=cfg.api_model, min_running=cfg.min_running, azure_openai_endpoint=cfg.azure_openai_endpoint,
+            api_model=cfg.api_model, model=cfg.models[0], min_running=cfg.min_running,
+            azure_openai_endpoint=cfg.azure_openai_endpoint,
             azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url,
             gateway_port=cfg.gateway_port))))
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(

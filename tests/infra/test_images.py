@@ -228,6 +228,11 @@ def test_controller_document_installs_and_starts_the_controller() -> None:
     assert values["SPOTKIT_RESOURCE_GROUP"] == "spotkit-dev-rg" and values["AZURE_CLIENT_ID"] == CLIENT_ID
     assert values["KEY_VAULT_SECRETS"] == "alert-webhook:SPOTKIT_ALERT_WEBHOOK"
     assert "SPOTKIT_GATEWAY_PORT" not in values  # the gateway is opt-in (the stack's gatewayPort)
+    # Segments ask for the fleet's model by name: the API workers and the gateway must name the same one.
+    assert values["SPOTKIT_MODEL"] == "tiny.en"
+    large = env_file(written(parse(render_controller_cloud_config(controller_config(model="large-v3"))),
+                             "/etc/spotkit/controller.env")["content"])
+    assert large["SPOTKIT_MODEL"] == "large-v3"
 
 
 def test_controller_document_starts_the_gateway_only_when_a_port_is_set() -> None:
