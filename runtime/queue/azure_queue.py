@@ -21,7 +21,14 @@ from azure.storage.queue import QueueClient
 
 from runtime.azure_env import credential
 from runtime.errors import LeaseLost, QueueError
-from runtime.queue.base import Message, QueueDepth, WorkQueue, decode_content, encode_content
+from runtime.queue.base import (
+    Message,
+    QueueCapabilities,
+    QueueDepth,
+    WorkQueue,
+    decode_content,
+    encode_content,
+)
 from runtime.retry import AZURE_SDK_RETRY
 
 _TIMEOUT_S = 30  # per-request server timeout; the transport also gets connect/read timeouts
@@ -42,6 +49,8 @@ def _client(account: str, name: str, connection_string: str | None) -> QueueClie
 
 
 class AzureQueue(WorkQueue):
+    capabilities = QueueCapabilities(counts_waiting=False)  # a peek shows at most 32 (see `depth`)
+
     def __init__(
         self,
         account: str,

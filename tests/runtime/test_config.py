@@ -61,4 +61,4 @@ def test_bad_queue_urls(url: str) -> None:
 
 def test_bad_store_url() -> None:
     with pytest.raises(ConfigError, match="SPOTKIT_STORE"):
-        open_store("s3://bucket", env={})
+        open_store("gs://bucket", env={})
