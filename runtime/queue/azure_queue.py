@@ -64,6 +64,8 @@ class AzureQueue(WorkQueue):
         self._client = _client(account, name, connection_string)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = what.split()[0]
+        self._count("observe" if kind in ("peek", "count") else kind)
         try:
             return fn(*args, timeout=_TIMEOUT_S, **kwargs)
         except ResourceNotFoundError as err:
@@ -156,5 +158,6 @@ class AzureQueue(WorkQueue):
         return QueueDepth(max(total, len(items)), visible, oldest)
 
     def poison_queue(self) -> AzureQueue:
-        return AzureQueue(self.account, f"{self.name}-poison", self.max_deliveries,
-                          self._connection_string)
+        poison = AzureQueue(self.account, f"{self.name}-poison", self.max_deliveries, self._connection_string)
+        self._share_count(poison)
+        return poison

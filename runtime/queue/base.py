@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -163,6 +164,22 @@ class WorkQueue(ABC):
     def __init__(self, name: str, max_deliveries: int = 5) -> None:
         self.name = name
         self.max_deliveries = max_deliveries
+        self._ops: Counter[str] = Counter()
+
+    # -- what it cost: one count per service call, by kind (bench/queue, docs/scale.md) -------------
+    def operations(self) -> Counter[str]:
+        """Service calls made through this queue (and its poison queue), by kind: ``send``,
+        ``receive``, ``renew``, ``release``, ``delete``, ``poison`` (any call on the poison queue) and
+        ``observe`` (counts, depth, peeks)."""
+        return Counter(self._ops)
+
+    def _count(self, kind: str, calls: int = 1) -> None:
+        self._ops["poison" if self.name.endswith("-poison") else kind] += calls
+
+    def _share_count(self, other: WorkQueue) -> WorkQueue:
+        """Make *other* (this queue's poison queue) count into this queue's operations."""
+        other._ops = self._ops
+        return other
 
     # -- backend primitives ------------------------------------------------------------------
     @abstractmethod

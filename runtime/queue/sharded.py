@@ -20,6 +20,7 @@ the same backend, and this class presents them as one `WorkQueue`:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import replace
 
 from runtime.errors import LeaseLost
@@ -40,6 +41,12 @@ class ShardedQueue(WorkQueue):
         self.shards = shards
         self._send_at = random.randrange(len(shards))
         self._receive_at = random.randrange(len(shards))
+
+    def operations(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for shard in self.shards:
+            total.update(shard.operations())
+        return total
 
     @property
     def capabilities(self) -> QueueCapabilities:  # type: ignore[override]

@@ -61,6 +61,8 @@ class SqsQueue(WorkQueue):
 
     # -- plumbing ----------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        kind = what.split()[0]
+        self._count("observe" if kind in ("find", "create", "count", "peek") else kind)
         try:
             return fn()
         except Exception as err:  # botocore raises many unrelated types; classify() sorts them
@@ -107,7 +109,7 @@ class SqsQueue(WorkQueue):
                 self.send(chunk[int(failed["Id"])])
 
     def _receive(self, n: int, visibility_timeout: int) -> list[dict[str, Any]]:
-        answer = self._call("receive", lambda: self._client.receive_message(
+        answer = self._call("peek" if visibility_timeout == 0 else "receive", lambda: self._client.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=max(1, min(BATCH_MAX, n)), VisibilityTimeout=visibility_timeout,
             WaitTimeSeconds=0, MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"]))
         return list(answer.get("Messages", []))
@@ -169,7 +171,9 @@ class SqsQueue(WorkQueue):
         return QueueDepth(sum(attrs.values()), attrs.get("ApproximateNumberOfMessages", 0), None)
 
     def poison_queue(self) -> SqsQueue:
-        return SqsQueue(self.region, f"{self.name}-poison", self.max_deliveries, self._env, self._client)
+        poison = SqsQueue(self.region, f"{self.name}-poison", self.max_deliveries, self._env, self._client)
+        self._share_count(poison)
+        return poison
 
 
 def _message(item: dict[str, Any]) -> Message:
