@@ -174,7 +174,7 @@ class WorkQueue(ABC):
         return Counter(self._ops)
 
     def _count(self, kind: str, calls: int = 1) -> None:
-        self._ops["poison" if self.name.endswith("-poison") else kind] += calls
+        self._ops["poison" if self.name.endswith("-poison") and kind != "observe" else kind] += calls
 
     def _share_count(self, other: WorkQueue) -> WorkQueue:
         """Make *other* (this queue's poison queue) count into this queue's operations."""

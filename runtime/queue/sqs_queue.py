@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from runtime.aws_env import LEASE_GONE, MISSING_QUEUE, classify, client
-from runtime.errors import LeaseLost, QueueError
+from runtime.errors import LeaseLost, QueueError, SpotkitError
 from runtime.queue.base import (
     Message,
     QueueCapabilities,
@@ -65,6 +65,8 @@ class SqsQueue(WorkQueue):
         self._count("observe" if kind in ("find", "create", "count", "peek") else kind)
         try:
             return fn()
+        except SpotkitError:
+            raise  # already ours (a nested call: the queue's URL looked up on first use)
         except Exception as err:  # botocore raises many unrelated types; classify() sorts them
             fault = classify(err)
             if fault.code in LEASE_GONE:

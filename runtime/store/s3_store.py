@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from runtime.aws_env import CONDITION_CONFLICT, CONDITION_FAILED, MISSING_KEY, classify, client
-from runtime.errors import NotFound, StoreError
+from runtime.errors import NotFound, SpotkitError, StoreError
 from runtime.store.base import ObjectStore, check_key, check_prefix
 
 T = TypeVar("T")
@@ -23,6 +23,8 @@ CONFLICT_RETRIES = 5
 
 
 class S3Store(ObjectStore):
+    page_size = 1000  # ListObjectsV2's most keys a page
+
     def __init__(self, bucket: str, prefix: str = "", env: Mapping[str, str] | None = None,
                  _client: Any = None) -> None:
         self.bucket = bucket
@@ -33,6 +35,8 @@ class S3Store(ObjectStore):
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
+        except SpotkitError:
+            raise  # already ours (a nested call: the queue's URL looked up on first use)
         except Exception as err:  # botocore raises many unrelated types; classify() sorts them
             fault = classify(err)
             raise StoreError(f"{what} on {self.url}: {fault.summary}", transient=fault.transient) from None
@@ -103,7 +107,8 @@ class S3Store(ObjectStore):
         def pages() -> list[str]:
             found: list[str] = []
             paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
+                                           PaginationConfig={"PageSize": self.page_size}):
                 found += [str(item["Key"])[len(self.prefix):] for item in page.get("Contents", [])]
             return found
 
