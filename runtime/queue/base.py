@@ -132,8 +132,9 @@ class QueueCapabilities:
     backend against exactly what it declares (tests/runtime/test_queue_contract.py).
 
     * ``refuses_stale_receipts`` — renew, release and delete with a receipt that is no longer the
-      current one raise `LeaseLost`. Where False (SQS accepts any receipt the message ever had), a
-      stale holder's call succeeds: the agent deletes only after its result is written
+      current one raise `LeaseLost`. Where False (SQS accepts any receipt the message ever had), the
+      backend refuses only what it can see itself (its own leases that ran out), and a stale receipt
+      from elsewhere succeeds: the agent deletes only after its result is written
       write-if-absent, so a stale delete removes finished work only, and a stale renew or release
       costs a duplicate delivery (the work done twice), never a lost or duplicated result.
     * ``updates_in_place`` — release can rewrite the stored content (the last error) and the

@@ -11,8 +11,13 @@ How the contract maps onto SQS:
   message id changes, nothing else does. A crash between the two leaves both: at least once, as
   always (results are write-if-absent). A release without an error (a drain handing work back,
   `runtime.queue.held`) is only ``ChangeMessageVisibility`` and keeps the message as it is.
-* SQS accepts any receipt handle a message ever had, so a stale holder is not refused
-  (``refuses_stale_receipts=False``; see `QueueCapabilities` for why that loses nothing).
+* SQS accepts any receipt handle a message ever had, so the service does not refuse a stale
+  holder (``refuses_stale_receipts=False``; see `QueueCapabilities` for why that loses nothing).
+  The backend refuses what it can itself: each queue object remembers when the leases it took
+  run out (by its own clock, from before the request was sent, so never later than the service's)
+  and answers `LeaseLost` to a renew, release or delete after that, without calling SQS. A holder
+  paused past its lease therefore lets go as on Azure; only a receipt used by another process
+  (`spotkit queue release` with a heartbeat's receipts) is not checked.
 * The poison queue is the kit's convention (``<queue>-poison`` holding a `PoisonedMessage` with
   the reason), not the native redrive policy: redrive moves a message after *maxReceiveCount*
   receives without saying why, could not see the copies a release re-sends (their receive counts
@@ -26,6 +31,7 @@ Errors are classified by botocore error code in `runtime.aws_env.classify`, mapp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -58,6 +64,8 @@ class SqsQueue(WorkQueue):
         self._env = env
         self._client = _client if _client is not None else client("sqs", region, env)
         self._url: str | None = None
+        self._deadlines: dict[str, float] = {}  # receipt handle -> when its lease may have run out
+        self._clock = time.monotonic
 
     # -- plumbing ----------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -116,12 +124,27 @@ class SqsQueue(WorkQueue):
             WaitTimeSeconds=0, MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"]))
         return list(answer.get("Messages", []))
 
+    def _held(self, receipt: str, what: str) -> None:
+        """`LeaseLost` if this object leased *receipt* and the lease may have run out by now."""
+        deadline = self._deadlines.get(receipt)
+        if deadline is not None and self._clock() >= deadline:  # kept: every later call is refused too
+            raise LeaseLost(f"{what}: the lease ran out (another consumer may hold the message now)")
+
+    def _hold(self, receipt: str, started: float, seconds: int) -> None:
+        if len(self._deadlines) > 10_000:  # forget leases long gone (an hour past: nobody settles them now)
+            now = self._clock()
+            self._deadlines = {r: d for r, d in self._deadlines.items() if d > now - 3600}
+        self._deadlines[receipt] = started + seconds
+
     def _lease(self, n: int, visibility_timeout: int) -> list[Message]:
         leased: list[Message] = []
         while len(leased) < n:
             ask = min(BATCH_MAX, n - len(leased))
+            started = self._clock()
             raw = self._receive(ask, visibility_timeout)
             leased += [_message(item) for item in raw]
+            for item in raw:
+                self._hold(str(item["ReceiptHandle"]), started, visibility_timeout)
             if len(raw) < ask:
                 break  # fewer than asked: nothing more visible now (short polling: or not sampled)
         return leased
@@ -142,21 +165,32 @@ class SqsQueue(WorkQueue):
             QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=seconds))
 
     def renew(self, message: Message, visibility_timeout: int) -> Message:
+        self._held(message.pop_receipt, f"renew {message.id}")
+        started = self._clock()
         self._visibility(f"renew {message.id}", message.pop_receipt, visibility_timeout)
+        if message.pop_receipt in self._deadlines:
+            self._hold(message.pop_receipt, started, visibility_timeout)
         return message  # SQS keeps the receipt handle across ChangeMessageVisibility
 
     def release(self, message: Message, delay: int = 0, error: str | None = None) -> None:
+        self._held(message.pop_receipt, f"release {message.id}")
         if error is None:
             self._visibility(f"release {message.id}", message.pop_receipt, delay)
+            self._deadlines.pop(message.pop_receipt, None)
             return
         # Check the lease is still there before copying, so a gone message is not resurrected.
+        started = self._clock()
         self._visibility(f"release {message.id}", message.pop_receipt, max(delay, 30))
+        if message.pop_receipt in self._deadlines:
+            self._hold(message.pop_receipt, started, max(delay, 30))
         self._send(encode_content(message.body, error, message.dequeue_count), delay)
         self.delete(message)
 
     def delete(self, message: Message) -> None:
+        self._held(message.pop_receipt, f"delete {message.id}")
         self._call(f"delete {message.id}", lambda: self._client.delete_message(
             QueueUrl=self.url, ReceiptHandle=message.pop_receipt))
+        self._deadlines.pop(message.pop_receipt, None)
 
     def _attributes(self) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
