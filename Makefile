@@ -56,6 +56,8 @@ bench: $(STAMP)
 	$(PY) -m bench.eviction
 	$(PY) -m bench.policy
 	$(PY) -m bench.gateway
+	$(PY) -m bench.queue
+	$(PY) -m bench.report
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work

@@ -124,16 +124,18 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
     resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
     if resubmitted and store.get(job_key(job)) != manifest.to_bytes():
         store.put(job_key(job), manifest.to_bytes())  # a damaged manifest: the same job, written again
-    enqueued, enqueued_seconds = 0, 0.0
+    now = time.time()
+    unique: dict[str, SegmentRef] = {}
     for ref in refs:
-        now = time.time()
-        if not _needs_message(store, job, ref.id, options.task, now):
-            continue
-        queue.send(WorkItem(job, ref.id, options, ref.speech_seconds, round(deadline_at, 3), priority).encode())
-        # After the send: a crash in between can at worst enqueue a duplicate later, never lose work.
+        unique.setdefault(ref.id, ref)  # a segment said twice in one file is enqueued once
+    needed = [ref for ref in unique.values() if _needs_message(store, job, ref.id, options.task, now)]
+    # One call for all: SQS sends 10 a call, a packed queue (`?pack=K`) K items a message.
+    queue.send_many([WorkItem(job, ref.id, options, ref.speech_seconds, round(deadline_at, 3), priority).encode()
+                     for ref in needed])
+    for ref in needed:
+        # After the sends: a crash in between can at worst enqueue a duplicate later, never lose work.
         store.put(queued_key(ref.id), dump(QueuedRecord(job, ref.id, now)))
-        enqueued += 1
-        enqueued_seconds += ref.speech_seconds
+    enqueued, enqueued_seconds = len(needed), sum(ref.speech_seconds for ref in needed)
     if enqueued:  # what the controller plans against: this submission's work and when it is due
         store.put_if_absent(backlog_key(job, int(submitted_at * 1000)), dump(BacklogRecord(
             job, submitted_at, round(deadline_at, 3), priority, enqueued, round(enqueued_seconds, 3))))

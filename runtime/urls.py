@@ -1,5 +1,6 @@
-"""Backend URLs (``sqlite:///…``, ``azure-queue://ACCOUNT/QUEUE``, ``file:///…``,
-``azure-blob://ACCOUNT/CONTAINER``): parsing shared by the queue and store factories."""
+"""Backend URLs (``sqlite:///…``, ``azure-queue://ACCOUNT/QUEUE``, ``sqs://REGION/QUEUE``, ``file:///…``,
+``azure-blob://ACCOUNT/CONTAINER``, ``s3://BUCKET[/PREFIX]``): parsing shared by the queue and store
+factories. A queue URL may end in ``?shards=N`` (`runtime.queue.sharded`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ from urllib.parse import parse_qs, urlsplit
 from runtime.errors import ConfigError
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
-QUEUE_SCHEMES = ("sqlite", "azure-queue")
-STORE_SCHEMES = ("file", "azure-blob")
+QUEUE_SCHEMES = ("sqlite", "azure-queue", "sqs")
+STORE_SCHEMES = ("file", "azure-blob", "s3")
 
 
 @dataclass(frozen=True)
 class BackendUrl:
     scheme: str
     path: str  # for local schemes
-    account: str  # for azure schemes
-    name: str  # queue or container name
+    account: str  # for azure schemes: the storage account; sqs: the region; s3: the bucket
+    name: str  # queue or container name; s3: the key prefix ("" for none)
     options: dict[str, str]
 
 
@@ -37,6 +38,16 @@ def parse_backend_url(url: str, setting: str, allowed: tuple[str, ...]) -> Backe
         if not parts.netloc or not name or "/" in name:
             raise ConfigError(f"{setting} = {url!r}: expected {scheme}://ACCOUNT/NAME")
         return BackendUrl(scheme, "", parts.netloc, name, options)
+    if scheme == "sqs":
+        name = parts.path.strip("/")
+        if not parts.netloc or not name or "/" in name:
+            raise ConfigError(f"{setting} = {url!r}: expected sqs://REGION/QUEUE (e.g. sqs://eu-west-1/work)")
+        return BackendUrl(scheme, "", parts.netloc, name, options)
+    if scheme == "s3":
+        prefix = parts.path.strip("/")
+        if not parts.netloc or "//" in prefix:
+            raise ConfigError(f"{setting} = {url!r}: expected s3://BUCKET or s3://BUCKET/PREFIX")
+        return BackendUrl(scheme, "", parts.netloc, prefix, options)
     path = parts.netloc + parts.path
     if not path:
         raise ConfigError(f"{setting} = {url!r}: expected {scheme}:///ABSOLUTE/PATH")
@@ -58,4 +69,4 @@ def api_queue_url(url: str) -> str:
     parsed = parse_backend_url(url, "SPOTKIT_QUEUE", QUEUE_SCHEMES)
     if parsed.scheme == "sqlite":
         return f"sqlite://{parsed.path}?queue={parsed.name or 'work'}{API_QUEUE_SUFFIX}"
-    return f"azure-queue://{parsed.account}/{parsed.name}{API_QUEUE_SUFFIX}"
+    return f"{parsed.scheme}://{parsed.account}/{parsed.name}{API_QUEUE_SUFFIX}"

@@ -1,4 +1,4 @@
-"""Shared fixtures: backends (embedded and Azurite), sample media, one loaded engine per session."""
+"""Shared fixtures: backends (embedded, Azurite and moto), sample media, one loaded engine per session."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from runtime.engines.base import Transcriber
 from runtime.queue.azure_queue import AzureQueue
 from runtime.queue.base import WorkQueue
 from runtime.queue.sqlite_queue import SqliteQueue
+from runtime.queue.sqs_queue import SqsQueue
 from runtime.samples import demo_sample
 from runtime.store.azure_blob import AzureBlobStore
 from runtime.store.base import ObjectStore
 from runtime.store.file_store import FileStore
+from runtime.store.s3_store import S3Store
 from tests.support.azurite import ACCOUNT, Azurite, start_azurite
+from tests.support.moto_server import REGION, MotoServer, start_moto
 
 # Properties are checked for what they return, never for how fast: CI has two loaded cores (pytest -n 2),
 # where generating an input or running an example can take seconds. Timing lives in bench/.
@@ -36,6 +39,13 @@ DEMO_SAMPLE = demo_sample()
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     service = start_azurite()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    service = start_moto()
     yield service
     service.stop()
 
@@ -65,13 +75,18 @@ def make_queue(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
 
         queue: WorkQueue = SqliteQueue(tmp_path / "queue.db", name, max_deliveries, clock=clock)
         return QueueUnderTest(queue, advance)
+    if kind == "moto":
+        server: MotoServer = request.getfixturevalue("moto")
+        queue = SqsQueue(REGION, name, max_deliveries, server.env())
+        queue.ensure()
+        return QueueUnderTest(queue, time.sleep)
     service: Azurite = request.getfixturevalue("azurite")
     queue = AzureQueue(ACCOUNT, name, max_deliveries, service.connection_string)
     queue.ensure()
     return QueueUnderTest(queue, time.sleep)
 
 
-@pytest.fixture(params=["sqlite", "azurite"])
+@pytest.fixture(params=["sqlite", "azurite", "moto"])
 def queue_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -83,10 +98,13 @@ def queue_ut(queue_kind: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     made.queue.close()
 
 
-@pytest.fixture(params=["file", "azurite"])
+@pytest.fixture(params=["file", "azurite", "moto"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     if request.param == "file":
         made: ObjectStore = FileStore(tmp_path / "store")
+    elif request.param == "moto":
+        server: MotoServer = request.getfixturevalue("moto")
+        made = S3Store(f"b{uuid.uuid4().hex[:12]}", "spotkit", server.env())
     else:
         service: Azurite = request.getfixturevalue("azurite")
         made = AzureBlobStore(ACCOUNT, f"c{uuid.uuid4().hex[:12]}", service.connection_string)

@@ -21,7 +21,14 @@ from azure.storage.queue import QueueClient
 
 from runtime.azure_env import credential
 from runtime.errors import LeaseLost, QueueError
-from runtime.queue.base import Message, QueueDepth, WorkQueue, decode_content, encode_content
+from runtime.queue.base import (
+    Message,
+    QueueCapabilities,
+    QueueDepth,
+    WorkQueue,
+    decode_content,
+    encode_content,
+)
 from runtime.retry import AZURE_SDK_RETRY
 
 _TIMEOUT_S = 30  # per-request server timeout; the transport also gets connect/read timeouts
@@ -42,6 +49,8 @@ def _client(account: str, name: str, connection_string: str | None) -> QueueClie
 
 
 class AzureQueue(WorkQueue):
+    capabilities = QueueCapabilities(counts_waiting=False)  # a peek shows at most 32 (see `depth`)
+
     def __init__(
         self,
         account: str,
@@ -55,6 +64,8 @@ class AzureQueue(WorkQueue):
         self._client = _client(account, name, connection_string)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = what.split()[0]
+        self._count("observe" if kind in ("peek", "count") else kind)
         try:
             return fn(*args, timeout=_TIMEOUT_S, **kwargs)
         except ResourceNotFoundError as err:
@@ -147,5 +158,6 @@ class AzureQueue(WorkQueue):
         return QueueDepth(max(total, len(items)), visible, oldest)
 
     def poison_queue(self) -> AzureQueue:
-        return AzureQueue(self.account, f"{self.name}-poison", self.max_deliveries,
-                          self._connection_string)
+        poison = AzureQueue(self.account, f"{self.name}-poison", self.max_deliveries, self._connection_string)
+        self._share_count(poison)
+        return poison

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -92,9 +93,25 @@ def decode_stored(raw: bytes | str) -> tuple[str, str | None, str]:
     return (*decode_content(text), "")
 
 
-def encode_content(body: str, last_error: str | None) -> str:
-    """The stored form: the body plus the last error, so a requeued message carries its history."""
-    return json.dumps({"spotkit": 1, "body": body, "last_error": last_error})
+def encode_content(body: str, last_error: str | None, prior_deliveries: int = 0) -> str:
+    """The stored form: the body plus the last error, so a requeued message carries its history.
+
+    *prior_deliveries* is for backends that cannot rewrite a message in place (SQS): they re-send it
+    with its history, and the new message's own delivery count adds to the deliveries before it."""
+    content: dict[str, object] = {"spotkit": 1, "body": body, "last_error": last_error}
+    if prior_deliveries:
+        content["prior"] = prior_deliveries
+    return json.dumps(content)
+
+
+def prior_deliveries(content: str) -> int:
+    """The deliveries before this copy of a re-sent message (0 for anything else)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return 0
+    prior = data.get("prior", 0) if isinstance(data, dict) and data.get("spotkit") == 1 else 0
+    return prior if isinstance(prior, int) and not isinstance(prior, bool) and prior > 0 else 0
 
 
 def decode_content(content: str) -> tuple[str, str | None]:
@@ -109,17 +126,71 @@ def decode_content(content: str) -> tuple[str, str | None]:
     return content, None
 
 
+@dataclass(frozen=True)
+class QueueCapabilities:
+    """What a backend's service can and cannot do of the contract above; the contract suite tests each
+    backend against exactly what it declares (tests/runtime/test_queue_contract.py).
+
+    * ``refuses_stale_receipts`` — renew, release and delete with a receipt that is no longer the
+      current one raise `LeaseLost`. Where False (SQS accepts any receipt the message ever had), the
+      backend refuses only what it can see itself (its own leases that ran out), and a stale receipt
+      from elsewhere succeeds: the agent deletes only after its result is written
+      write-if-absent, so a stale delete removes finished work only, and a stale renew or release
+      costs a duplicate delivery (the work done twice), never a lost or duplicated result.
+    * ``updates_in_place`` — release can rewrite the stored content (the last error) and the
+      message keeps its id. Where False the backend emulates it: a copy carrying the error and the
+      deliveries so far is sent and the original deleted, so the message id changes.
+    * ``dates_waiting`` — `depth` gives the oldest waiting message's enqueue time.
+    * ``counts_waiting`` — `depth` tells waiting from leased messages at any depth (Azure: only
+      while fewer than 32 wait, as far as one peek sees).
+    * ``peeks`` — `peek` sees messages without leasing them. Where False it is emulated with a
+      zero-second lease, which counts as a delivery (used on the poison queue only).
+    """
+
+    refuses_stale_receipts: bool = True
+    updates_in_place: bool = True
+    dates_waiting: bool = True
+    counts_waiting: bool = True
+    peeks: bool = True
+
+
+FULL_CONTRACT = QueueCapabilities()
+
+
 class WorkQueue(ABC):
     """A named queue with leases, pop receipts, dequeue counts and a poison queue."""
+
+    capabilities: QueueCapabilities = FULL_CONTRACT
 
     def __init__(self, name: str, max_deliveries: int = 5) -> None:
         self.name = name
         self.max_deliveries = max_deliveries
+        self._ops: Counter[str] = Counter()
+
+    # -- what it cost: one count per service call, by kind (bench/queue, docs/scale.md) -------------
+    def operations(self) -> Counter[str]:
+        """Service calls made through this queue (and its poison queue), by kind: ``send``,
+        ``receive``, ``renew``, ``release``, ``delete``, ``poison`` (any call on the poison queue) and
+        ``observe`` (counts, depth, peeks)."""
+        return Counter(self._ops)
+
+    def _count(self, kind: str, calls: int = 1) -> None:
+        self._ops["poison" if self.name.endswith("-poison") and kind != "observe" else kind] += calls
+
+    def _share_count(self, other: WorkQueue) -> WorkQueue:
+        """Make *other* (this queue's poison queue) count into this queue's operations."""
+        other._ops = self._ops
+        return other
 
     # -- backend primitives ------------------------------------------------------------------
     @abstractmethod
     def send(self, body: str) -> None:
         """Append a message, visible at once."""
+
+    def send_many(self, bodies: list[str]) -> None:
+        """Append several messages; backends with a batch call (SQS: 10 a call) override this."""
+        for body in bodies:
+            self.send(body)
 
     @abstractmethod
     def _lease(self, n: int, visibility_timeout: int) -> list[Message]:

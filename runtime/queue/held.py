@@ -11,6 +11,10 @@ Handing back a *live* node's leases is refused unless forced: the node would los
 (its result is still written write-if-absent, so nothing is corrupted — the work is just done twice).
 A node is live while its heartbeat is fresh and it has not said it stopped or failed; for a live but
 stuck node, ``spotkit node drain NODE --deadline 0`` is the way that requeues its work in order.
+
+On SQS (``refuses_stale_receipts=False``) a published receipt stays usable after another node has
+leased the message again, so releasing the same node's leases twice makes that work visible while
+it is being done: a duplicate delivery (results are write-if-absent), never a loss.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ class SqliteQueue(WorkQueue):
             self._db.conn.close()
 
     def send(self, body: str) -> None:
+        self._count("send")
         now = self.clock()
         with self._db.transaction() as conn:
             conn.execute(
@@ -103,6 +104,7 @@ class SqliteQueue(WorkQueue):
             )
 
     def _lease(self, n: int, visibility_timeout: int) -> list[Message]:
+        self._count("receive")
         now = self.clock()
         leased: list[Message] = []
         with self._db.transaction() as conn:
@@ -124,6 +126,7 @@ class SqliteQueue(WorkQueue):
         return leased
 
     def peek(self, n: int) -> list[Message]:
+        self._count("observe")
         with self._db.transaction() as conn:
             rows = conn.execute(
                 "SELECT id, CAST(content AS BLOB), dequeue_count FROM messages "
@@ -147,14 +150,17 @@ class SqliteQueue(WorkQueue):
         return receipt
 
     def renew(self, message: Message, visibility_timeout: int) -> Message:
+        self._count("renew")
         receipt = self._update(message, self.clock() + visibility_timeout, None)
         return Message(message.id, message.body, receipt, message.dequeue_count, message.last_error)
 
     def release(self, message: Message, delay: int = 0, error: str | None = None) -> None:
+        self._count("release")
         content = encode_content(message.body, error) if error is not None else None
         self._update(message, self.clock() + delay, content)
 
     def delete(self, message: Message) -> None:
+        self._count("delete")
         with self._db.transaction() as conn:
             cur = conn.execute(
                 "DELETE FROM messages WHERE id = ? AND queue = ? AND pop_receipt = ?",
@@ -164,6 +170,7 @@ class SqliteQueue(WorkQueue):
                 raise LeaseLost(f"message {message.id}: pop receipt is stale (leased again or deleted)")
 
     def approximate_count(self) -> int:
+        self._count("observe")
         with self._db.transaction() as conn:
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
@@ -173,6 +180,7 @@ class SqliteQueue(WorkQueue):
     def depth(self) -> QueueDepth:
         """Exact, in one read: every row is here. The oldest age is unknown while a waiting row predates
         the ``enqueued_at`` column (NULL), rather than the age of a younger one."""
+        self._count("observe")
         now = self.clock()
         with self._db.transaction() as conn:
             total, visible, undated, oldest = conn.execute(
@@ -184,4 +192,6 @@ class SqliteQueue(WorkQueue):
         return QueueDepth(int(total), int(visible), None if undated or oldest is None else float(oldest))
 
     def poison_queue(self) -> SqliteQueue:
-        return SqliteQueue(self.path, f"{self.name}-poison", self.max_deliveries, self.clock, self._db)
+        poison = SqliteQueue(self.path, f"{self.name}-poison", self.max_deliveries, self.clock, self._db)
+        self._share_count(poison)
+        return poison

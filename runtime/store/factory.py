@@ -1,4 +1,5 @@
-"""Choose the store backend from a URL: ``file:///PATH`` or ``azure-blob://ACCOUNT/CONTAINER``."""
+"""Choose the store backend from a URL: ``file:///PATH``, ``azure-blob://ACCOUNT/CONTAINER`` or
+``s3://BUCKET[/PREFIX]``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def open_store(url: str, env: Mapping[str, str] | None = None) -> ObjectStore:
         from runtime.store.file_store import FileStore
 
         return FileStore(Path(parsed.path))
+    if parsed.scheme == "s3":
+        from runtime.store.s3_store import S3Store
+
+        return S3Store(parsed.account, parsed.name, env)
     from runtime.store.azure_blob import AzureBlobStore
 
     return AzureBlobStore(parsed.account, parsed.name, connection_string(env))

@@ -57,9 +57,11 @@ def friendly_errors(fn: F) -> F:
 @click.version_option(__version__, prog_name="spotkit")
 @click.option("--home", type=click.Path(), help="State directory for the embedded backends "
               "(default ~/.local/share/spotkit; env SPOTKIT_HOME).")
-@click.option("--queue", help="Queue URL: sqlite:///PATH or azure-queue://ACCOUNT/QUEUE (env SPOTKIT_QUEUE).")
+@click.option("--queue", help="Queue URL: sqlite:///PATH, azure-queue://ACCOUNT/QUEUE or sqs://REGION/QUEUE, "
+              "each with optional ?shards=N&pack=K (env SPOTKIT_QUEUE).")
 @click.option("--store",
-              help="Store URL: file:///PATH or azure-blob://ACCOUNT/CONTAINER (env SPOTKIT_STORE).")
+              help="Store URL: file:///PATH, azure-blob://ACCOUNT/CONTAINER or s3://BUCKET[/PREFIX] "
+              "(env SPOTKIT_STORE).")
 @click.option("-v", "--verbose", count=True, help="Log what the agent does (INFO); -vv adds the engine's "
               "own logs (faster-whisper).")
 def main(home: str | None, queue: str | None, store: str | None, verbose: int) -> None:

@@ -62,7 +62,7 @@ def test_bad_queue_urls(url: str) -> None:
 
 def test_bad_store_url() -> None:
     with pytest.raises(ConfigError, match="SPOTKIT_STORE"):
-        open_store("s3://bucket", env={})
+        open_store("gs://bucket", env={})
 
 
 def test_every_setting_and_its_variable_is_in_the_settings_table() -> None:

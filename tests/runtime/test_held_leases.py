@@ -86,4 +86,9 @@ def test_release_uses_the_published_receipts(queue_ut: QueueUnderTest, tmp_path:
     back = queue.receive(32, 300)  # at once: the lease was 300 s
     assert sorted(m.body for m in back) == ["four", "three", "two"]
     assert all(m.dequeue_count == 2 for m in back)
-    assert [o.outcome for o in release(queue, node)] == [ALREADY_MOVED] * 4  # leased again since
+    again = [o.outcome for o in release(queue, node)]
+    if queue.capabilities.refuses_stale_receipts:
+        assert again == [ALREADY_MOVED] * 4  # leased again since
+    else:  # SQS takes the old receipts: the three are visible again (a duplicate delivery, no loss)
+        assert again == [ALREADY_MOVED, RELEASED, RELEASED, RELEASED]
+        assert sorted(m.body for m in queue.receive(32, 300)) == ["four", "three", "two"]
