@@ -30,7 +30,8 @@ from spotkit.cli.params import NON_NEGATIVE
 
 def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
     """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
-    (a job deleted since, or work from before manifests were kept) and count no silence."""
+    (a job deleted since, or work from before manifests were kept) and count no silence. A job still
+    being read counts the media read so far: the part its usage records are of."""
     media = {}
     for job in sorted(jobs):
         try:
