@@ -144,12 +144,12 @@ def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOption
             for plan in packer.add(span):
                 run.add(plan, _plan_audio(plan, held))
                 held[:] = [(s, a) for s, a in held if s[1] > plan.spans[-1][1]]
+                run.flush(read, final=False)  # the VAD hands out a batch's spans at once: enqueue as they go
 
     try:
         for chunk, position in stream_pcm(path, CHUNK_SECONDS):
             read += len(chunk)
             found(stream.feed(chunk))
-            run.flush(read, final=False)
             progress(SubmitProgress("read", position, size, read / SAMPLE_RATE, declared,
                                     len(run.refs), run.enqueued))
         found(stream.finish())
