@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.eviction
 	$(PY) -m bench.policy
+	$(PY) -m bench.submit
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work

@@ -11,7 +11,7 @@ The timeline of one submit (a 2-hour film, default settings)::
               for the controller); an agent can finish segment 0 while the file is still read
     end       the manifest, complete; or `failed` with the reason if decoding broke halfway
 
-Memory is a few chunks (runtime/vad_stream.py: at most one 320 s VAD batch) whatever the length.
+Memory is a few chunks (runtime/vad_stream.py: at most one 32 s VAD batch) whatever the length.
 The segments are the same as reading the whole file at once gives (tests/runtime/test_streaming_submit.py),
 so their ids, the cache and resubmits behave as they always did.
 

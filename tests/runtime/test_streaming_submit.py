@@ -42,8 +42,8 @@ def backends(settings: Settings) -> tuple[WorkQueue, ObjectStore]:
 
 def long_speech(seconds: float) -> Pcm:
     """Real speech (tests/data: the one recording, from mp3 and from m4a, whole and cut) between silences
-    of 0.1–3 s, cut at *seconds*: long enough to cross the VAD's 320 s batches, with spans that straddle
-    the decoder's chunks."""
+    of 0.1–3 s, cut at *seconds*: long enough to cross faster-whisper's 320 s VAD batches (and many of the
+    stream's 32 s ones), with spans that straddle the decoder's chunks."""
     mp3, m4a = decode_file(DATA / "speech.mp3").samples, decode_file(DATA / "speech.m4a").samples
     parts = [mp3, m4a, mp3[: len(mp3) // 2], m4a[len(m4a) // 3:]]
     rng = np.random.default_rng(7)
@@ -69,7 +69,7 @@ def whole_file_segments(path: Path, max_seconds: float) -> list[tuple[str, list[
 
 
 def test_the_stream_finds_the_spans_of_the_whole_file_whatever_the_chunks() -> None:
-    pcm = long_speech(345)  # past the first 320 s model batch: the state crosses it
+    pcm = long_speech(345)  # past faster-whisper's first 320 s model batch
     expected = find_speech(pcm, 30)
     for chunk in (SAMPLE_RATE + 3, 37 * SAMPLE_RATE):
         stream, found = SpeechStream(30), []
@@ -108,7 +108,7 @@ class Ticking:
 
 def test_an_agent_finishes_the_first_segments_before_the_submit_has_read_the_file(
         settings: Settings, tmp_path: Path) -> None:
-    media = repeated_demo(tmp_path / "long.flac", 8)  # the VAD hands out spans per 320 s of audio
+    media = repeated_demo(tmp_path / "long.flac", 4)
     queue, store = backends(settings)
     engine = SimulatedTranscriber("tiny.en", speed=10_000)
     seen: dict[str, object] = {}
@@ -185,6 +185,12 @@ def test_a_killed_submit_run_again_uploads_no_segment_twice(settings: Settings, 
     assert 0 < uploaded_before < len(expected)
     [key] = store.list("jobs/")
     assert JobManifest.from_bytes(store.get(key)).state == READING
+    job = key.removeprefix("jobs/").removesuffix(".json")
+    cli = [sys.executable, "-m", "spotkit"]
+    status = subprocess.run([*cli, "status", job], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "still being read" in status.stdout, status.stderr
+    fetch = subprocess.run([*cli, "fetch", job], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert fetch.returncode == 3 and "still being read" in fetch.stderr
 
     again = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
