@@ -255,8 +255,10 @@ class _Run:
         self.written = True
 
     def fail(self, read: int, reason: str) -> None:
-        """Decoding broke after segments were queued: say so in the manifest (status shows why)."""
+        """Decoding broke after segments were queued: say so in the manifest (status shows why), which
+        lists the segments queued (those found since the last flush are left out, as never enqueued)."""
         if self.written:
+            self.refs = self.refs[:len(self.refs) - len(self.new)]
             self._write(self._manifest(read, FAILED, reason))
 
 

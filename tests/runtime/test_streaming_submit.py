@@ -19,7 +19,7 @@ from runtime.agent.translate import FanOut, Manifests
 from runtime.audio_codec import encode_flac
 from runtime.config import Settings
 from runtime.engines.simulated import SimulatedTranscriber
-from runtime.errors import SpotkitError
+from runtime.errors import MediaError, SpotkitError
 from runtime.jobs import SubmitProgress, assemble, job_status, load_manifest, submit
 from runtime.media import SAMPLE_RATE, Pcm, decode_file
 from runtime.queue import open_queue
@@ -29,7 +29,7 @@ from runtime.segmenter import find_speech, pack_spans
 from runtime.store import open_store
 from runtime.store.base import ObjectStore
 from runtime.vad_stream import SpeechStream
-from runtime.work import READING, TRANSLATE, JobManifest, SegmentRef, TaskOptions, WorkItem, segment_id
+from runtime.work import FAILED, READING, TRANSLATE, JobManifest, SegmentRef, TaskOptions, WorkItem, segment_id
 from tests.conftest import DATA, DEMO_SAMPLE, REPO
 
 
@@ -202,3 +202,25 @@ def test_a_killed_submit_run_again_uploads_no_segment_twice(settings: Settings, 
     manifest = load_manifest(store, report["job"])
     assert manifest.complete and [r.spans for r in manifest.segments] == expected
     assert len(store.list(SEGMENTS)) == len(expected)
+
+
+def test_media_corrupt_halfway_leaves_a_failed_manifest_that_status_and_fetch_explain(
+        settings: Settings, tmp_path: Path) -> None:
+    """The demux check passes (the packets are there); decoding loses 200 kB of the middle, which only
+    the end shows: the segments before it were queued, and the manifest says why the job stopped."""
+    media = repeated_demo(tmp_path / "broken.flac", 8)
+    data = bytearray(media.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 200_000] = bytes(200_000)
+    media.write_bytes(bytes(data))
+    queue, store = backends(settings)
+    with pytest.raises(MediaError, match="truncated"):
+        submit(media, queue, store, TaskOptions(), 30)
+    [key] = store.list("jobs/")
+    manifest = JobManifest.from_bytes(store.get(key))
+    assert manifest.state == FAILED and "truncated" in manifest.error
+    assert 0 < queue.approximate_count() == len(manifest.segments)
+    status = job_status(store, manifest.job)
+    assert status.state == FAILED and not status.transcribed and "truncated" in status.error
+    with pytest.raises(SpotkitError, match="submit failed"):
+        assemble(store, manifest.job)
