@@ -52,6 +52,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	bash bench/install-tools.sh
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.pipeline --word-timestamps
 	$(PY) -m bench.eviction
 	$(PY) -m bench.policy
 	$(PY) -m bench.submit

@@ -1,6 +1,11 @@
 """bench/pipeline: spotkit end to end vs plain faster-whisper on the same file and model.
 
     python -m bench.pipeline [--media FILE] [--rounds 3]
+    python -m bench.pipeline --word-timestamps [--media FILE] [--rounds 3]
+
+``--word-timestamps`` measures what word timings (readable subtitles are cut on them, and they are
+on by default) cost the engine: spotkit's faster-whisper transcriber on the file's segments, batched
+as the agent batches them, with and without ``word_timestamps``, rounds alternating, medians.
 
 Baseline: ``WhisperModel(tiny.en, cpu, int8).transcribe(file, vad_filter=True)``, consumed to the
 end, model already loaded. spotkit: one local agent (model already loaded, waiting on the queue);
@@ -64,12 +69,50 @@ def spotkit_seconds(media: Path, home: Path) -> tuple[float, int]:
         stop_agent(agent)
 
 
+def word_timestamps_cost(media: Path, rounds: int) -> None:
+    """Engine seconds for the file's segments without and with word timings (same batches)."""
+    from runtime.engines.base import AudioItem
+    from runtime.engines.faster_whisper_engine import FasterWhisperTranscriber
+    from runtime.segmenter import find_speech, pack_spans
+    from runtime.work import segment_id
+
+    pcm = decode_file(media)
+    engine = FasterWhisperTranscriber("tiny.en")
+    plans = pack_spans(find_speech(pcm, 30.0), 30.0)
+    took: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}  # process CPU seconds: steadier on a shared machine
+    for round_ in range(rounds):
+        for words in (False, True):
+            options = TaskOptions(word_timestamps=words)
+            items = [AudioItem(segment_id(p.audio(pcm), options), p.audio(pcm), options) for p in plans]
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for k in range(0, len(items), 8):  # the agent's default batch_size
+                engine.transcribe_batch(items[k:k + 8])
+            took[words].append(time.perf_counter() - started)
+            cpu[words].append(time.process_time() - started_cpu)
+        print(f"round {round_ + 1}: without words {took[False][-1]:.2f} s ({cpu[False][-1]:.2f} s CPU), "
+              f"with {took[True][-1]:.2f} s ({cpu[True][-1]:.2f} s CPU)", flush=True)
+    off, on = statistics.median(took[False]), statistics.median(took[True])
+    off_cpu, on_cpu = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(f"\naudio: {media} ({pcm.seconds:.0f} s, {len(plans)} segments); engine median without word "
+          f"timestamps {off:.2f} s ({off_cpu:.2f} s CPU), with {on:.2f} s ({on_cpu:.2f} s CPU): "
+          f"{on / off - 1:+.0%} wall, {on_cpu / off_cpu - 1:+.0%} CPU")
+    print(json.dumps({"bench": "word-timestamps", "audio_seconds": round(pcm.seconds, 1), "segments": len(plans),
+                      "without_s": round(off, 3), "with_s": round(on, 3), "without_cpu_s": round(off_cpu, 3),
+                      "with_cpu_s": round(on_cpu, 3), "overhead_cpu": round(on_cpu / off_cpu - 1, 3)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", type=Path, help="audio to use (default: ≥4 min of synthetic speech)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--word-timestamps", action="store_true",
+                        help="measure the engine cost of word timestamps instead")
     args = parser.parse_args()
     media = args.media or make_speech(WORK / "speech-250s.flac")
+    if args.word_timestamps:
+        word_timestamps_cost(media, args.rounds)
+        return
     seconds = decode_file(media).seconds
 
     from faster_whisper import WhisperModel

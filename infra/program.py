@@ -80,6 +80,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "store_url": store.store_url,
         "slot_vm_ids": pool.vm_ids,
         "slot_vm_names": pool.vm_names,
+        # NAME:SIZE,… as `--slots` and SPOTKIT_SLOT_VMS take it (e.g. `spotkit doctor` run by the operator).
+        "slot_vms": ",".join(f"{name}:{size}" for name, size in specs),
         "node_identity_id": ids.node_identity_id,
         "controller_identity_id": ids.controller_identity_id,
         "key_vault_name": vault.vault_name,

@@ -1,10 +1,10 @@
 """The monthly cap on metered-API spending: how much of it the month has used, and whether routing to
 the API is still allowed. Pure; the controller reads the month's usage records and alerts.
 
-Spend counts what the API paths did (usage records with ``path = api``): transcribed audio at the
-price book's per-minute price, translations' tokens in and out at the book's token prices for their
-model. Tokens of a model the book does not price are counted apart (``unpriced_tokens``) and shown,
-never silently taken as free.
+Spend counts what the API paths did (usage with ``path = api``, summed as `runtime.records.UsageTotal`):
+transcribed audio at the price book's per-minute price, translations' tokens in and out at the book's
+token prices for their model. Tokens of a model the book does not price are counted apart
+(``unpriced_tokens``) and shown, never silently taken as free.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from policies.prices import PriceBook, PriceBookError
-from runtime.records import UsageRecord
+from runtime.records import UsageTotal
 
 ALERT_SHARE = 0.8
 
@@ -46,7 +46,7 @@ class BudgetState:
         return data
 
 
-def api_spend(usage: Iterable[UsageRecord], price_per_audio_minute: float,
+def api_spend(usage: Iterable[UsageTotal], price_per_audio_minute: float,
               book: PriceBook | None = None) -> tuple[float, int]:
     """USD the API paths spent, and the tokens no price covers."""
     usd, unpriced = 0.0, 0

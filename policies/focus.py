@@ -1,5 +1,6 @@
 """Reconcile the month's estimate with the bill: an Azure Cost Management export of type FocusCost
-(FOCUS 1.0, 1.0r2, 1.2-preview — CSV or gzip CSV), read row by row.
+(FOCUS 1.0, 1.0r2, 1.2-preview), read row by row — or a pay-as-you-go usage-details export, whose rows
+`policies.usage_details` gives here as FOCUS rows.
 
 What is compared, and how (docs/reports.md, "Checked against the bill"):
 
@@ -161,9 +162,10 @@ def reconcile(report: Mapping[str, Any], bill: Bill) -> dict[str, Any]:
     slots = []
     for slot in sorted(set(bill.slot_usd) | set(report["paid_node_hours_by_slot"])):
         hours = report["paid_node_hours_by_slot"].get(slot)
+        rate = report.get("gpu_price_by_slot", {}).get(slot, {}).get("price_per_hour", spot)
         billed_hours = bill.slot_hours.get(slot)
         slots.append({"slot": slot, "recorded_hours": hours, "billed_hours": None if billed_hours is None
-                      else round(billed_hours, 3), "estimated_usd": None if hours is None else round(hours * spot, 4),
+                      else round(billed_hours, 3), "estimated_usd": None if hours is None else round(hours * rate, 4),
                       "billed_usd": round(bill.slot_usd.get(slot, 0.0), 4)})
     known = [float(line["estimated_usd"]) for line in lines if line["estimated_usd"] is not None]
     estimated = None if len(known) < len(lines) else round(sum(known), 2)

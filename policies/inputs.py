@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.breakeven import break_even_utilization
-from policies.measured import measure_boots, measure_fleet
+from policies.measured import measure_boots
 from policies.prices import MinutePrice, VmPrices
 from runtime.errors import ConfigError
-from runtime.records import BootRecord, EvictionRecord, UsageRecord
+from runtime.records import BootRecord, EvictionRecord, UsageTotal
 
 MEASURED, PRICE_BOOK, FLAG, PRIOR = "measured", "price-book", "flag", "prior"
 # Engines that are not the GPU fleet: their records say nothing about a node's throughput.
@@ -84,30 +84,31 @@ def _prior(name: str) -> Sourced:
     return Sourced(value, PRIOR, why)
 
 
-def fleet_rtf(usage: Iterable[UsageRecord], window: str, enough: Enough) -> Sourced:
-    """The fleet's real-time factor from its own ``done`` records, for the engine and model that did
-    the most audio in the window (a fleet runs one transcription model)."""
-    done = [r for r in usage if r.outcome in ("done", "requeued") and r.task == "transcribe"
-            and r.engine not in NOT_FLEET_ENGINES]
-    if not done:
-        return _prior("audio_rtf")
+def fleet_rtf(usage: Iterable[UsageTotal], window: str, enough: Enough) -> Sourced:
+    """The fleet's real-time factor from its own ``done`` work (summed usage: `runtime.records.UsageTotal`),
+    for the engine and model that did the most audio in the window (a fleet runs one transcription
+    model): audio seconds over the engine seconds that produced them (a drained batch's seconds are
+    waste, not throughput)."""
     audio: dict[tuple[str, str], float] = {}
-    for r in done:
-        if r.outcome == "done":
-            audio[(r.engine, r.model)] = audio.get((r.engine, r.model), 0.0) + r.audio_seconds
+    engine_seconds: dict[tuple[str, str], float] = {}
+    segments: dict[tuple[str, str], int] = {}
+    for t in usage:
+        if t.outcome == "done" and t.task == "transcribe" and t.engine not in NOT_FLEET_ENGINES:
+            key = (t.engine, t.model)
+            audio[key] = audio.get(key, 0.0) + t.audio_seconds
+            engine_seconds[key] = engine_seconds.get(key, 0.0) + t.gpu_seconds
+            segments[key] = segments.get(key, 0) + t.records
     if not audio:
         return _prior("audio_rtf")
     engine, model = max(audio, key=lambda key: audio[key])
-    mine = [r for r in done if (r.engine, r.model) == (engine, model)]
-    segments = sum(1 for r in mine if r.outcome == "done")
-    fleet = measure_fleet(mine, [], 0.0)
-    if segments < enough.segments or audio[(engine, model)] < enough.audio_seconds or fleet.audio_rtf <= 0:
+    done, seconds, count = audio[(engine, model)], engine_seconds[(engine, model)], segments[(engine, model)]
+    if count < enough.segments or done < enough.audio_seconds or seconds <= 0:
         value, why = PRIORS["audio_rtf"]
-        return Sourced(value, PRIOR, f"{why} (only {segments} segments, {audio[(engine, model)]:.0f} s of audio "
+        return Sourced(value, PRIOR, f"{why} (only {count} segments, {done:.0f} s of audio "
                                      f"by {engine}/{model} {window}; {enough.segments} segments and "
                                      f"{enough.audio_seconds:.0f} s needed)")
-    return Sourced(round(fleet.audio_rtf, 3), MEASURED,
-                   f"{segments} segments, {audio[(engine, model)]:.0f} s of audio by {engine}/{model} {window}")
+    return Sourced(round(done / seconds, 3), MEASURED,
+                   f"{count} segments, {done:.0f} s of audio by {engine}/{model} {window}")
 
 
 def fleet_boot_seconds(boots: Iterable[BootRecord], enough: Enough) -> Sourced:
@@ -163,7 +164,7 @@ def api_minute_price(price: MinutePrice) -> Sourced:
     return Sourced(price.per_minute, PRICE_BOOK, f"{price.model}: {price.source}, as of {price.as_of}")
 
 
-def resolve_inputs(*, usage: Iterable[UsageRecord], evictions: Iterable[EvictionRecord],
+def resolve_inputs(*, usage: Iterable[UsageTotal], evictions: Iterable[EvictionRecord],
                    boots: Iterable[BootRecord], paid_node_seconds: float, prices: VmPrices, api_price: MinutePrice,
                    vm_size: str, region: str, window: str, flags: Mapping[str, float | None],
                    enough: Enough | None = None) -> FleetInputs:

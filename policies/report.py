@@ -21,7 +21,7 @@ from policies.breakeven import break_even_utilization, engineering_tax_usd
 from policies.budget import api_spend
 from policies.power import PaidTime
 from policies.prices import PriceBook, PriceBookError, VmPrices
-from runtime.records import EvictionRecord, UsageRecord
+from runtime.records import EvictionRecord, UsageTotal
 
 HOURS_PER_MONTH = 730.0
 
@@ -54,7 +54,7 @@ class FixedCosts:
 @dataclass(frozen=True)
 class ReportInputs:
     month: str
-    usage: list[UsageRecord]
+    usage: list[UsageTotal]  # the month's usage summed (`runtime.records.read_usage_totals`)
     evictions: list[EvictionRecord]
     paid: PaidTime | None  # None: nothing recorded when slots ran this month
     prices: VmPrices
@@ -63,9 +63,26 @@ class ReportInputs:
     fixed: FixedCosts = field(default_factory=FixedCosts)
     # Each job's (media seconds, speech seconds) from its manifest: what the segmenter left out.
     media: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # The spot price per hour of the other VM sizes the slots ran at (a stack's fallback sizes); a size
+    # missing here is priced at the primary size's price, and the report says so.
+    size_prices: Mapping[str, float] = field(default_factory=dict)
 
 
-def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
+def slot_rates(paid: PaidTime, primary: float, size_prices: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """What each slot's hours cost: the spot price of its own VM size where the price source has it,
+    else the primary size's (a lower bound for a larger fallback size, said in ``source``)."""
+    rates = {}
+    for slot in sorted(paid.by_slot):
+        size = paid.size_of.get(slot, "")
+        if size in size_prices:
+            rates[slot] = {"size": size, "price_per_hour": size_prices[size], "source": "its own size"}
+        else:
+            rates[slot] = {"size": size, "price_per_hour": primary,
+                           "source": "the primary size" + (f" (no price for {size}: a lower bound)" if size else "")}
+    return rates
+
+
+def _work(usage: Iterable[UsageTotal]) -> dict[str, Any]:
     done = {"fleet": 0.0, "api": 0.0}
     segments = {"fleet": 0, "api": 0}
     tokens = {"in": 0, "out": 0}
@@ -78,12 +95,12 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
             busy += r.gpu_seconds if r.path == "fleet" else 0.0
             if r.task == "transcribe":
                 done[r.path] = done.get(r.path, 0.0) + r.audio_seconds
-                segments[r.path] = segments.get(r.path, 0) + 1
+                segments[r.path] = segments.get(r.path, 0) + r.records
             tokens["in"] += r.tokens_in
             tokens["out"] += r.tokens_out
         elif r.outcome == "cache-hit" and r.task == "transcribe":
             jobs.add(r.job)
-            cache_hits += 1
+            cache_hits += r.records
             cache_audio += r.audio_seconds
         elif r.outcome == "requeued":
             busy += r.gpu_seconds
@@ -92,7 +109,7 @@ def _work(usage: Iterable[UsageRecord]) -> dict[str, Any]:
             "busy_gpu_seconds": round(busy, 3)}
 
 
-def silence_skipped_seconds(usage: Iterable[UsageRecord], media: Mapping[str, tuple[float, float]]) -> float:
+def silence_skipped_seconds(usage: Iterable[UsageTotal], media: Mapping[str, tuple[float, float]]) -> float:
     """Seconds of silence the segmenter kept from the engines this month. Each job's silence counts
     in proportion to the share of its speech transcribed this month, so a job that spans two months
     is split between them and counted once; jobs without a manifest count nothing."""
@@ -109,7 +126,7 @@ def silence_skipped_seconds(usage: Iterable[UsageRecord], media: Mapping[str, tu
     return total
 
 
-def _api_equivalent(usage: Iterable[UsageRecord], per_minute: float, book: PriceBook) -> tuple[float, int]:
+def _api_equivalent(usage: Iterable[UsageTotal], per_minute: float, book: PriceBook) -> tuple[float, int]:
     """What every piece of work done this month would have cost on the metered API."""
     return api_spend([replace(r, path="api") for r in usage], per_minute, book)
 
@@ -127,7 +144,10 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     api_spent, unpriced = api_spend(inputs.usage, minute.per_minute, inputs.book)
     equivalent, unpriced_equivalent = _api_equivalent(inputs.usage, minute.per_minute, inputs.book)
     paid = None if inputs.paid is None else inputs.paid.seconds
-    gpu_usd = None if paid is None else round(paid / 3600 * spot, 4)
+    rates = {} if inputs.paid is None else slot_rates(inputs.paid, spot, inputs.size_prices)
+    gpu_usd = None if inputs.paid is None else round(
+        sum(seconds / 3600 * rates[slot]["price_per_hour"] for slot, seconds in inputs.paid.by_slot.items())
+        if inputs.paid.by_slot else inputs.paid.seconds / 3600 * spot, 4)
     fixed = {name: round(value, 2) for name, value in inputs.fixed.lines().items()}
     total = None if gpu_usd is None else round(gpu_usd + sum(fixed.values()) + api_spent, 2)
     busy = work["busy_gpu_seconds"]
@@ -152,6 +172,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                             "none: no power history or controller decisions this month, so GPU hours are unknown",
         "paid_node_hours_by_slot": {} if inputs.paid is None else
                                    {slot: round(s / 3600, 3) for slot, s in sorted(inputs.paid.by_slot.items())},
+        "gpu_price_by_slot": rates,
         "utilization": utilization,
         "idle_cost_usd": idle_usd,
         "measured_audio_rtf": None if rtf is None else round(rtf, 3),

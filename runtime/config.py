@@ -18,6 +18,7 @@ from typing import Any
 from runtime.errors import ConfigError
 from runtime.languages import check_spoken
 from runtime.schedule import check_priority, parse_duration
+from runtime.subtitles.limits import CUE_STYLES, CueLimits
 from runtime.urls import QUEUE_SCHEMES, STORE_SCHEMES, parse_backend_url
 
 BOOT_CLOCKS = ("process", "os")  # where a slot starts: runtime/agent/boot_clock.py
@@ -80,6 +81,19 @@ class Settings:
     language: str = ""
     priority: str = "normal"  # a submission's default priority: high (due in 1 h), normal (6 h), low (24 h)
     deadline: str = ""  # a submission's default deadline, e.g. 6h; "" = the priority's
+    # Subtitles (docs/subtitles.md): readable cues on word timings, within these limits (Netflix's defaults).
+    word_timestamps: bool = True  # submit asks the engine for word timings (what readable cues are cut on)
+    cue_style: str = "readable"  # readable | none (the engine's own segments, one cue each)
+    cue_max_line_chars: int = 42
+    cue_max_lines: int = 2
+    cue_max_seconds: float = 7.0
+    cue_min_seconds: float = 5 / 6
+    cue_max_chars_per_second: float = 20.0
+    cue_min_gap_seconds: float = 2 / 24
+
+    def cue_limits(self) -> CueLimits:
+        return CueLimits(self.cue_max_line_chars, self.cue_max_lines, self.cue_max_seconds, self.cue_min_seconds,
+                         self.cue_max_chars_per_second, self.cue_min_gap_seconds)
 
     def validate(self) -> Settings:
         checks: list[tuple[str, bool, str]] = [
@@ -117,6 +131,15 @@ class Settings:
             ("sigterm_grace_seconds", self.sigterm_grace_seconds >= 0, "must be 0 or more"),
             ("engine_seconds_per_audio_second", self.engine_seconds_per_audio_second > 0,
              "must be positive"),
+            ("cue_style", self.cue_style in CUE_STYLES, f"must be one of {', '.join(CUE_STYLES)}"),
+            ("cue_max_line_chars", 10 <= self.cue_max_line_chars <= 200, "must be 10..200 characters"),
+            ("cue_max_lines", 1 <= self.cue_max_lines <= 4, "must be 1..4 lines"),
+            ("cue_max_seconds", 1.0 <= self.cue_max_seconds <= 60.0, "must be 1..60 seconds"),
+            ("cue_min_seconds", 0 <= self.cue_min_seconds < self.cue_max_seconds,
+             "must be 0 or more and below cue_max_seconds"),
+            ("cue_max_chars_per_second", 5 <= self.cue_max_chars_per_second <= 100,
+             "must be 5..100 characters per second"),
+            ("cue_min_gap_seconds", 0 <= self.cue_min_gap_seconds <= 1.0, "must be 0..1 seconds"),
         ]
         for key, ok, why in checks:
             if not ok:

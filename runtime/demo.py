@@ -30,6 +30,7 @@ from runtime.queue import open_queue
 from runtime.records import read_usage
 from runtime.samples import demo_sample
 from runtime.store import open_store
+from runtime.subtitles.split import readable, removed_silences
 from runtime.work import TaskOptions
 
 
@@ -51,7 +52,8 @@ def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Consol
     queue.ensure()
     store.ensure()
     pass_started = time.time()
-    options = TaskOptions(model=settings.model, revision=transcriber_revision(settings, store))
+    options = TaskOptions(model=settings.model, word_timestamps=settings.word_timestamps,
+                          revision=transcriber_revision(settings, store))
     report = submit(media, queue, store, options, settings.segment_max_seconds)
     started = time.monotonic()
     fleet = Fleet(settings, nodes).up()
@@ -79,7 +81,9 @@ def _run_pass(settings: Settings, media: Path, nodes: list[str], console: Consol
         fleet.down()
     if not status.complete:
         raise SpotkitError(f"job {report.job} did not complete: {status.as_dict()}")
-    _, cues = assemble(store, report.job)
+    manifest, cues = assemble(store, report.job)
+    if settings.cue_style == "readable":  # the SRT as `spotkit fetch` writes it
+        cues = readable(cues, removed_silences(manifest), settings.cue_limits())
     outcomes: dict[str, int] = {}
     by_node: dict[str, int] = {}
     for record in read_usage(store):

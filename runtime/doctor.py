@@ -15,7 +15,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from runtime.config import Settings
@@ -59,10 +59,12 @@ class Doctor:
     run: Runner = run_command
     clock: Callable[[], float] = time.time
     cuda_devices: Callable[[], int] = field(default=lambda: _ctranslate2_cuda_devices())
+    # Checks of the layers above (the controller's Azure view: spot quota), run after this machine's own.
+    extra: Sequence[Callable[[], list[Check]]] = ()
 
     def checks(self) -> list[Check]:
         found = [self._queue(), self._store(), *self._metadata(), *self._gpu(), self._model(), self._vllm()]
-        return [check for check in found if check is not None]
+        return [check for check in found if check is not None] + [c for more in self.extra for c in more()]
 
     def _queue(self) -> Check:
         try:

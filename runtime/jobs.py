@@ -40,6 +40,23 @@ __all__ = ["QUEUED_MARKER_TTL_SECONDS", "JobStatus", "SourceCue", "SubmitProgres
            "job_status", "load_manifest", "submit"]
 
 
+def job_media(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
+    """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
+    (a job deleted since, or work from before manifests were kept) and count no silence. So is a job
+    still being read by `spotkit submit`: its manifest counts only the media read so far, and a rollup
+    keeps what it is given."""
+    media = {}
+    for job in sorted(jobs):
+        try:
+            manifest = load_manifest(store, job)
+        except SpotkitError:
+            continue
+        if manifest.state == READING:
+            continue
+        media[job] = (manifest.duration_seconds, manifest.speech_seconds)
+    return media
+
+
 def load_manifest(store: ObjectStore, job: str) -> JobManifest:
     if not JOB_ID.match(job):
         raise SpotkitError(f"{job!r} is not a job id (24 hex digits, as `spotkit submit` prints)")

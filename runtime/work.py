@@ -195,6 +195,11 @@ class Cue:
     end: float
     text: str
     words: list[list[object]] | None = None  # [start, end, word] when word timestamps were asked for
+    # The decoder's own confidence (faster-whisper; None from engines that give none): `runtime.confidence`.
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+    word_probability: float | None = None  # the mean of its words' probabilities (with word timestamps)
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ class TranscriptResult:
     language: str
     cues: list[Cue]
     tokens: int = 0  # tokens the model generated: the output side of the usage record
+    language_probability: float | None = None  # the detected language's, when a multilingual model detected it
 
     @property
     def text(self) -> str:
@@ -233,15 +239,24 @@ class TranscriptResult:
             seal = raw.pop("sha256", None)
             if seal != hashlib.sha256(canonical_json(raw)).hexdigest():
                 raise ValueError("its checksum does not match its content" if seal else "it has no checksum")
-            cues = [Cue(float(c["start"]), float(c["end"]), str(c["text"]), c.get("words")) for c in raw["cues"]]
+            cues = [Cue(float(c["start"]), float(c["end"]), str(c["text"]), c.get("words"),
+                        *(None if c.get(k) is None else float(c[k]) for k in _CONFIDENCE)) for c in raw["cues"]]
+            probability = raw.get("language_probability")
             return TranscriptResult(str(raw["segment"]), str(raw["model"]), str(raw["engine"]),
-                                    str(raw["language"]), cues, int(raw.get("tokens", 0)))
+                                    str(raw["language"]), cues, int(raw.get("tokens", 0)),
+                                    None if probability is None else float(probability))
         except (ValueError, KeyError, TypeError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
             raise BadResult(f"{label} is corrupt ({err or type(err).__name__})") from None
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
-        for cue in data["cues"]:
-            if cue["words"] is None:
-                del cue["words"]
+        for cue in data["cues"]:  # absent when unset: results made before these fields keep their bytes
+            for name in ("words", *_CONFIDENCE):
+                if cue[name] is None:
+                    del cue[name]
+        if data["language_probability"] is None:
+            del data["language_probability"]
         return data
+
+
+_CONFIDENCE = ("avg_logprob", "compression_ratio", "no_speech_prob", "word_probability")

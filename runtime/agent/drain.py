@@ -71,6 +71,10 @@ class AgentDrain:
         """The node is drained: its state says so from now on, starting with this heartbeat."""
         self.lifecycle.mark_drained()
         self.beat()
+        counts = self.settler.counts()
+        logging.getLogger("spotkit.progress").info(
+            "drained: %d segments done, %d handed back to the queue, %.1f s of engine time wasted",
+            counts.processed, counts.requeued, counts.wasted_gpu_seconds)
 
     def release(self) -> None:
         """The watcher has run the whole sequence: the process may exit now if it was asked to."""

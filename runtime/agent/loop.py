@@ -46,6 +46,7 @@ from runtime.usage import UsageLog
 from runtime.work import TRANSLATE, TaskOptions, WorkItem, segment_id
 
 log = logging.getLogger("spotkit.agent")
+progress = logging.getLogger("spotkit.progress")  # one line per batch, shown without -v (spotkit.cli)
 
 MAX_IDENTICAL_FAILURES = 10
 
@@ -214,21 +215,40 @@ class Agent:
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
         misses: list[Pending] = []
         translations: list[Pending] = []
+        hits, audio = 0, 0.0
         for message in messages:
             pending = self._parse(message)
             if pending is not None and pending.item.options.task == TRANSLATE:
                 translations.append(pending)
-            elif pending is not None and not self._answer_from_cache(pending):
-                misses.append(pending)
+            elif pending is not None:
+                audio += pending.item.seconds
+                if self._answer_from_cache(pending):
+                    hits += 1
+                else:
+                    misses.append(pending)
         self.translation.run(translations)
         misses, duplicates = self._split_duplicates([p for p in misses if self._load_audio(p)])
+        engine_seconds = 0.0
         if misses and self.batches.wait_for_hold(sum(p.item.seconds for p in misses), self._interrupted,
                                                  lambda: self.lifecycle.report("holding")):
-            self._run_engine(misses)
+            engine_seconds = self._run_engine(misses)
         for pending in duplicates:  # the same segment twice in one lease: run once, answer the rest
             self._answer_from_cache(pending)
         self.settler.requeue_leased("drain or stop: not started")
         self.metrics.in_flight.labels(self.node).set(len(self.leases))
+        self._report_batch(len(messages), hits, misses, audio, engine_seconds, len(translations))
+
+    def _report_batch(self, messages: int, hits: int, ran: list[Pending], audio: float, engine_seconds: float,
+                      translations: int) -> None:
+        """One line per batch, shown without -v: what came in, what the engine did and how fast."""
+        ran_audio = sum(p.item.seconds for p in ran)
+        pace = ran_audio / engine_seconds if engine_seconds > 0 else 0.0
+        speed = (f", RTF {engine_seconds / ran_audio:.3f} ({pace:.0f}x real time)" if pace >= 10 else
+                 f", RTF {engine_seconds / ran_audio:.3f} ({pace:.1f}x real time)" if pace > 0 and ran_audio > 0
+                 else "")
+        extra = f", {translations} translations" if translations else ""
+        progress.info("batch: %d segments, %.1f s audio, %d transcribed in %.2f s engine%s, %d cache hits%s",
+                      messages - translations, audio, len(ran), engine_seconds, speed, hits, extra)
 
     @staticmethod
     def _split_duplicates(misses: list[Pending]) -> tuple[list[Pending], list[Pending]]:
@@ -257,6 +277,8 @@ class Agent:
         started = self.clock()
         if self.cache.get(item.options.task, item.segment) is None:
             return False
+        log.info("node=%s event=cache-hit job=%s segment=%s task=%s", self.node, item.job, item.segment[:12],
+                 item.options.task)
         self.settler.done(pending, "cache-hit", started, engine="cache", model=item.options.model)
         return True
 
@@ -289,12 +311,13 @@ class Agent:
         pending.audio = AudioItem(item.segment, pcm, item.options)
         return True
 
-    def _run_engine(self, pending: list[Pending]) -> None:
+    def _run_engine(self, pending: list[Pending]) -> float:
+        """Run the batch; the engine seconds it took (0 if it did not finish)."""
         engine = self.engine
         assert engine is not None
         batch = self.batches.begin(pending, lambda: not self._interrupted())
         if batch is None:  # a drain that began a moment ago has already requeued these
-            return
+            return 0.0
         try:
             try:
                 with self.metrics.batch_seconds.labels(self.node).time():
@@ -303,17 +326,21 @@ class Agent:
                 if self.batches.settle(batch, learn=False) is not None:
                     for item in pending:
                         self.settler.failed(item, str(err), batch.started)
-                return
+                return 0.0
             took = self.batches.settle(batch)
             if took is None:  # abandoned mid-batch by a drain: another node redoes it
-                return
+                return 0.0
             for item, result, share in zip(pending, results, batch.shares(took), strict=True):
+                log.info("node=%s event=transcribed job=%s segment=%s audio_s=%.1f engine_s=%.2f language=%s "
+                         "cues=%d tokens=%d", self.node, item.item.job, item.item.segment[:12], item.item.seconds,
+                         share, result.language, len(result.cues), result.tokens)
                 task, segment, data = item.item.options.task, item.item.segment, result.to_bytes()
                 self.cache.keep(task, segment, data)  # on the node's disk first: the engine work is safe
                 self._publish(task, segment, data)
                 self.metrics.audio_seconds.labels(self.node).inc(item.item.seconds)
                 self.settler.done(item, "done", batch.started, engine=result.engine, model=result.model,
                                   tokens_out=result.tokens, gpu_seconds=share)
+            return took
         finally:
             self.batches.end(batch)
 

@@ -82,6 +82,7 @@ class FasterWhisperTranscriber(Transcriber):
         whisper.cut_at = {}
         self.revision = folder_revision(Path(path))
         self._whisper = whisper
+        self.language_probability: float | None = None  # of the batch being decoded (multilingual models)
         self._pipeline = BatchedInferencePipeline(whisper)
 
     def transcribe_batch(self, items: list[AudioItem]) -> list[TranscriptResult]:
@@ -104,6 +105,7 @@ class FasterWhisperTranscriber(Transcriber):
         cues: list[list[Cue]] = [[] for _ in items]
         tokens = [0 for _ in items]
         detected = ""
+        self.language_probability = None
         todo = [(index, start) for index, (start, _) in enumerate(bounds)]  # (item, where decoding starts)
         try:
             for _ in range(MAX_TAIL_PASSES):
@@ -117,7 +119,8 @@ class FasterWhisperTranscriber(Transcriber):
         except Exception as err:  # CTranslate2 raises RuntimeError/ValueError with no common base
             raise EngineError(f"faster-whisper failed on a batch of {len(items)}: {err}") from err
         return [
-            TranscriptResult(item.segment, self.model, self.engine, detected, cue_list, count)
+            TranscriptResult(item.segment, self.model, self.engine, detected, cue_list, count,
+                             self.language_probability)
             for item, cue_list, count in zip(items, cues, tokens, strict=True)
         ]
 
@@ -143,11 +146,18 @@ class FasterWhisperTranscriber(Transcriber):
             timed = [[round(min(max(0.0, w.start - base), duration), 3),
                       round(min(max(0.0, w.end - base), duration), 3), w.word.strip()]
                      for w in seg.words or []] if words else None
-            cues[index].append(Cue(round(start, 3), round(stop, 3), seg.text.strip(), timed))
+            probability = (round(sum(w.probability for w in seg.words) / len(seg.words), 3)
+                           if words and seg.words else None)
+            cues[index].append(Cue(round(start, 3), round(stop, 3), seg.text.strip(), timed,
+                                   round(seg.avg_logprob, 3), round(seg.compression_ratio, 3),
+                                   round(seg.no_speech_prob, 3), probability))
             tokens[index] += len(seg.tokens)
         tails = []
         for seek, cut in self._whisper.cut_at.items():
             index = by_seek.get(seek)
             if index is not None and bounds[index][1] - cut >= MIN_TAIL_SECONDS:
                 tails.append((index, cut))
+        if (self._whisper.model.is_multilingual and language is None and self.language_probability is None
+                and info.language_probability is not None):  # detected once per batch, on its first clip
+            self.language_probability = round(float(info.language_probability), 3)
         return tails, info.language or ""

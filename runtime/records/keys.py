@@ -19,6 +19,8 @@ POISONED = "poisoned/"
 QUEUED = "queued/"
 BACKLOG = "backlog/"
 USAGE = "usage/"
+USAGE_ROLLUPS = "usage-rollups/"
+COMPACTED_SUFFIX = "compacted.jsonl.gz"
 HEARTBEATS = "heartbeats/"
 EVICTIONS = "evictions/"
 BOOTS = "boots/"
@@ -59,6 +61,18 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         f"{USAGE}day=YYYY-MM-DD/node=NAME/<ms>-<rand>.jsonl",
         "agent",
         "append-only, one new object per flush (`UsageRecord` lines)",
+    ),
+    (
+        f"{USAGE}day=YYYY-MM-DD/node=NAME/<stem>.compacted.jsonl.gz",
+        "controller (each UTC day's first round), `spotkit usage compact`",
+        "a node-day's flushes merged into one gzip object (they are deleted after): covers every flush "
+        "up to its stem; later flushes are read beside it",
+    ),
+    (
+        f"{USAGE_ROLLUPS}day=YYYY-MM-DD.json",
+        "controller, `spotkit usage compact`",
+        "overwritten: the day's usage summed per node, job, engine, model, path and outcome (`UsageRollup`), "
+        "what the report and the API budget read",
     ),
     (f"{BOOTS}day=YYYY-MM-DD/<node>-<ms>.json", "agent", "when the engine became ready (`BootRecord`)"),
     (
@@ -140,6 +154,27 @@ def heartbeat_key(node: str) -> str:
 
 def usage_prefix(day: str | None = None) -> str:
     return f"{USAGE}day={day}/" if day else USAGE
+
+
+def usage_rollup_key(day: str) -> str:
+    return f"{USAGE_ROLLUPS}day={day}.json"
+
+
+def usage_compacted_key(day: str, node: str, through: str) -> str:
+    """A node-day's raw usage merged into one object, covering every flush up to the stem *through*."""
+    return f"{usage_prefix(day)}node={node}/{through}.{COMPACTED_SUFFIX}"
+
+
+def usage_key_parts(key: str) -> tuple[str, str, str, bool] | None:
+    """(day, node, stem, compacted) of a usage key (``usage/day=D/node=N/<stem>.jsonl`` or a compacted
+    ``…/<stem>.compacted.jsonl.gz``); None for any other key. Stems sort by flush time."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] + "/" != USAGE or not parts[1].startswith("day=") \
+            or not parts[2].startswith("node="):
+        return None
+    name = parts[3]
+    compacted = name.endswith("." + COMPACTED_SUFFIX)
+    return parts[1][4:], parts[2][5:], name.split(".", 1)[0], compacted
 
 
 def usage_key(day: str, node: str, stamp_ms: int, suffix: str) -> str:

@@ -72,6 +72,60 @@ class UsageRecord:
 
 
 @dataclass(frozen=True)
+class UsageTotal:
+    """The sums of one day's usage records that share a job, task, engine, model, path and outcome:
+    what the report and the API budget need, at a size that grows with jobs, not with segments or nodes
+    (a job's segments are spread over the whole fleet). Part of `UsageRollup`; no version of its own."""
+
+    day: str
+    job: str
+    task: str
+    engine: str
+    model: str
+    path: str
+    outcome: str
+    records: int
+    audio_seconds: float
+    tokens_in: int
+    tokens_out: int
+    gpu_seconds: float
+
+
+@dataclass(frozen=True)
+class RollupCoverage:
+    """Which of a node's raw usage a rollup sums: its compacted object, holding every flush up to the
+    stem ``through`` (usage keys sort by flush time). Part of `UsageRollup`."""
+
+    node: str
+    through: str
+    records: int
+
+
+@dataclass(frozen=True)
+class JobMedia:
+    """A job's media and speech seconds, from its complete manifest: what the segmenter left out, so
+    the report prices silence skipped without reading every job's manifest. Part of `UsageRollup`."""
+
+    job: str
+    media_seconds: float
+    speech_seconds: float
+
+
+@dataclass(frozen=True)
+class UsageRollup:
+    """One UTC day's usage, summed per job, task, engine, model, path and outcome
+    (`runtime.records.rollup` writes and reads it). It is used only while it covers every node's
+    newest compacted object; flushes after those are added raw; otherwise the day is read raw."""
+
+    day: str
+    covered: list[RollupCoverage]
+    totals: list[UsageTotal]
+    made_at: float
+    media: list[JobMedia] = field(default_factory=list)  # the day's transcribed jobs whose manifest was complete
+    v: int = 1
+
+
+@dataclass(frozen=True)
 class EvictionRecord:
     """One drain: what the event was, how much notice it gave, what the node finished and handed back."""
 

@@ -18,7 +18,6 @@ from runtime.records.keys import (
     day_of,
     evictions_prefix,
     power_prefix,
-    usage_prefix,
 )
 from runtime.records.kinds import (
     AuditRecord,
@@ -29,7 +28,6 @@ from runtime.records.kinds import (
     NodeHostKeys,
     PowerEvent,
     RoutingRecord,
-    UsageRecord,
 )
 from runtime.store.base import ObjectStore
 
@@ -54,11 +52,6 @@ def read_heartbeats(store: ObjectStore) -> list[Heartbeat]:
 def read_host_keys(store: ObjectStore) -> dict[str, NodeHostKeys]:
     """Every node's published host keys, by node name."""
     return {record.node: record for record in read_all(store, NodeHostKeys, HOST_KEYS)}
-
-
-def read_usage(store: ObjectStore, day: str | None = None) -> list[UsageRecord]:
-    """All usage records (or one UTC day's), oldest object first."""
-    return list(read_all(store, UsageRecord, usage_prefix(day), lines=True))
 
 
 def read_evictions(store: ObjectStore, day: str | None = None) -> list[EvictionRecord]:

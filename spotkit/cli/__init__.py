@@ -60,8 +60,9 @@ def friendly_errors(fn: F) -> F:
 @click.option("--queue", help="Queue URL: sqlite:///PATH or azure-queue://ACCOUNT/QUEUE (env SPOTKIT_QUEUE).")
 @click.option("--store",
               help="Store URL: file:///PATH or azure-blob://ACCOUNT/CONTAINER (env SPOTKIT_STORE).")
-@click.option("-v", "--verbose", is_flag=True, help="Log what the agent does (INFO).")
-def main(home: str | None, queue: str | None, store: str | None, verbose: bool) -> None:
+@click.option("-v", "--verbose", count=True, help="Log what the agent does (INFO); -vv adds the engine's "
+              "own logs (faster-whisper).")
+def main(home: str | None, queue: str | None, store: str | None, verbose: int) -> None:
     """Transcribe media on spot GPUs without losing work to evictions.
 
     \b
@@ -78,6 +79,31 @@ def main(home: str | None, queue: str | None, store: str | None, verbose: bool) 
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     # paramiko logs a failed handshake at ERROR, traceback and all; `node exec` says it in one line.
     logging.getLogger("paramiko").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    # faster-whisper logs every clip it decodes at INFO: only when asked for (-vv).
+    logging.getLogger("faster_whisper").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    _progress_lines(verbose > 0)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the sys.stderr of the moment (click's test runner swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _progress_lines(verbose: bool) -> None:
+    """The agent's one line per batch and per drain (`spotkit.progress`): shown without -v, short;
+    with -v they go with the rest of the log, in its format."""
+    progress = logging.getLogger("spotkit.progress")
+    progress.setLevel(logging.INFO)
+    for handler in [h for h in progress.handlers if isinstance(h, _Stderr)]:
+        progress.removeHandler(handler)
+    progress.propagate = verbose
+    if not verbose:
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        progress.addHandler(handler)
 
 
 def _register() -> None:
@@ -95,12 +121,15 @@ def _register() -> None:
         queue_cmd,
         report_cmd,
         simulate_cmd,
+        subtitles_cmd,
+        usage_cmd,
     )
 
     for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
                     local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
                     breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor):
+                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor,
+                    subtitles_cmd.subtitles, usage_cmd.usage):
         main.add_command(command)
 
 

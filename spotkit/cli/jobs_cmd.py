@@ -12,16 +12,20 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from runtime.confidence import describe, job_flags
 from runtime.engines.revision import transcriber_revision
 from runtime.errors import SpotkitError
 from runtime.fleet_status import heartbeat_max_age
 from runtime.formats import FORMATS, render
-from runtime.jobs import SubmitProgress, assemble, job_status
+from runtime.jobs import SubmitProgress, assemble, job_status, load_manifest
 from runtime.jobs import submit as submit_job
 from runtime.queue import open_queue
 from runtime.store import open_store
+from runtime.subtitles.limits import CUE_STYLES, CueLimits
+from runtime.subtitles.lint import lint, parse_track
+from runtime.subtitles.split import readable, removed_silences
 from runtime.work import TaskOptions
-from spotkit.cli import EXIT_INCOMPLETE, friendly_errors, settings_from
+from spotkit.cli import EXIT_ERROR, EXIT_INCOMPLETE, friendly_errors, settings_from
 from spotkit.cli.params import POSITIVE
 from spotkit.cli.tables import print_table
 
@@ -59,7 +63,9 @@ class _Bar:
 @click.option("--language", default="", help="Spoken language (ISO code); default: detect, "
               "or English for *.en models.")
 @click.option("--segment-max-seconds", type=POSITIVE, help="Longest segment, seconds of speech (default 30).")
-@click.option("--word-timestamps", is_flag=True, help="Also time every word (JSON output).")
+@click.option("--word-timestamps/--no-word-timestamps", default=None,
+              help="Time every word: what readable SRT/VTT cues are cut on, and in the JSON output "
+                   "(default: SPOTKIT_WORD_TIMESTAMPS, else on).")
 @click.option("--translate", "translate", default="", help="Target languages, comma-separated (e.g. ja,es); "
               "translated by SPOTKIT_TRANSLATOR's model on the agents.")
 @click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
@@ -71,7 +77,7 @@ class _Bar:
 @click.pass_context
 @friendly_errors
 def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
-           word_timestamps: bool, translate: str, priority: str | None, deadline: str | None,
+           word_timestamps: bool | None, translate: str, priority: str | None, deadline: str | None,
            as_json: bool) -> None:
     """Split FILE into speech segments and queue them as they are found; prints the job id.
 
@@ -92,7 +98,8 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
     queue.ensure()
     store.ensure()
     options = TaskOptions(model=settings.model, language=language or settings.language,
-                          word_timestamps=word_timestamps, revision=transcriber_revision(settings, store))
+                          word_timestamps=settings.word_timestamps if word_timestamps is None else word_timestamps,
+                          revision=transcriber_revision(settings, store))
     console = Console(stderr=True)
     started = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -122,7 +129,8 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
 @click.pass_context
 @friendly_errors
 def status(ctx: click.Context, job: str, as_json: bool) -> None:
-    """Show how many of JOB's segments are done, in flight, queued or poisoned.
+    """Show how many of JOB's segments are done, in flight, queued or poisoned, and which transcripts
+    are probably not what was said (not English for an English-only model, not speech, a decoder loop).
 
     \b
     Examples:
@@ -130,10 +138,11 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
       spotkit status 3f2a9c... --json | jq .done
     """
     settings = settings_from(ctx)
-    result = job_status(open_store(settings.store), job,
-                        heartbeat_max_age=heartbeat_max_age(settings.heartbeat_seconds))
+    store = open_store(settings.store)
+    result = job_status(store, job, heartbeat_max_age=heartbeat_max_age(settings.heartbeat_seconds))
+    flags = job_flags(store, load_manifest(store, job))
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(json.dumps({**result.as_dict(), "flags": [flag.as_dict() for flag in flags]}))
         return
     if result.reading:
         click.echo(f"still being read by `spotkit submit`: {_clock(result.read_seconds)} of the media so far; "
@@ -157,6 +166,8 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     for failed in result.translations_poisoned:
         click.echo(f"poisoned translation of segment #{failed['index']} into {failed['language']}: "
                    f"{failed['reason']}")
+    for flag in flags:
+        click.echo(describe(flag))
 
 
 def _check_output(output: Path) -> None:
@@ -172,19 +183,32 @@ def _check_output(output: Path) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="srt", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
 @click.option("--lang", default="", help="A translation the job was submitted with (--translate).")
+@click.option("--cue-style", type=click.Choice(CUE_STYLES), default=None,
+              help="srt/vtt: readable (cues cut to the subtitle limits on word timings) or none (the "
+                   "engine's own segments, one cue each) (default: SPOTKIT_CUE_STYLE, else readable).")
+@click.option("--check", is_flag=True, help="Also lint the srt/vtt written (as `spotkit subtitles lint`) and "
+              "exit 1 if a cue breaks the limits.")
 @click.pass_context
 @friendly_errors
-def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str) -> None:
+def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str, cue_style: str | None,
+          check: bool) -> None:
     """Print JOB's transcript, in source time order. Exit 3 if it is not complete yet.
+
+    SRT and WebVTT come as readable cues: at most 2 lines of 42 characters, 5/6 s to 7 s on screen,
+    at most 20 characters a second (the limits are settings: docs/subtitles.md).
 
     \b
     Examples:
       spotkit fetch 3f2a9c... --format srt > talk.srt
       spotkit fetch 3f2a9c... --format json -o talk.json
       spotkit fetch 3f2a9c... --format srt --lang ja > talk.ja.srt
+      spotkit fetch 3f2a9c... --format vtt --check -o talk.vtt
+      spotkit fetch 3f2a9c... --format srt --cue-style none   # one cue per engine segment
     """
     if output is not None:
         _check_output(output)
+    if check and fmt not in ("srt", "vtt"):
+        raise SpotkitError(f"--check lints subtitles: use it with --format srt or vtt, not {fmt}")
     settings = settings_from(ctx)
     store = open_store(settings.store)
     result = job_status(store, job)
@@ -204,7 +228,12 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
         click.echo(f"error: job {job} is not complete ({result.done}/{result.total} segments done, "
                    f"{len(result.poisoned)} poisoned); see `spotkit status {job}`", err=True)
         sys.exit(EXIT_INCOMPLETE)
-    _, cues = assemble(store, job, lang)
+    manifest, cues = assemble(store, job, lang)
+    for flag in job_flags(store, manifest):  # on stderr: the transcript on stdout stays what it is
+        click.echo(f"warning: {describe(flag)}", err=True)
+    limits = settings.cue_limits()
+    if fmt in ("srt", "vtt") and (cue_style or settings.cue_style) == "readable":
+        cues = readable(cues, removed_silences(manifest), limits)
     text = render(cues, fmt, job)
     if output:
         try:
@@ -213,3 +242,15 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
             raise SpotkitError(f"cannot write {output}: {err.strerror}") from None
     else:
         click.echo(text, nl=False)
+    if check:
+        _report_lint(text, fmt, limits)
+
+
+def _report_lint(text: str, fmt: str, limits: CueLimits) -> None:
+    cues = parse_track(text, fmt)
+    found = lint(cues, limits)
+    for violation in found:
+        click.echo(f"check: {violation.describe()}", err=True)
+    click.echo(f"check: {len(cues)} cues, {len(found)} over the limits", err=True)
+    if found:
+        sys.exit(EXIT_ERROR)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import csv
-import gzip
 import io
 import json
 from datetime import UTC, datetime
@@ -13,48 +12,19 @@ from typing import Any
 
 import click
 
-from policies.focus import Bill, FocusError, read_bill, reconcile
+from policies.focus import reconcile
 from policies.power import paid_time
-from policies.prices import load_price_book, load_vm_prices
+from policies.prices import PriceSourceError, load_price_book, load_vm_prices
 from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report, csv_rows, markdown
 from policies.report_html import html_page
 from runtime.errors import SpotkitError
-from runtime.jobs import load_manifest
-from runtime.records import read_audit, read_evictions, read_power_span, read_usage
+from runtime.jobs import job_media
+from runtime.records import read_audit, read_evictions, read_power_span, read_usage_day
 from runtime.store import open_store
-from runtime.store.base import ObjectStore
 from spotkit.cli import friendly_errors, settings_from
+from spotkit.cli.bill_files import read_bill_file
 from spotkit.cli.params import NON_NEGATIVE
-
-
-def media_of(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
-    """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
-    (a job deleted since, or work from before manifests were kept) and count no silence. A job still
-    being read counts the media read so far: the part its usage records are of."""
-    media = {}
-    for job in sorted(jobs):
-        try:
-            manifest = load_manifest(store, job)
-        except SpotkitError:
-            continue
-        media[job] = (manifest.duration_seconds, manifest.speech_seconds)
-    return media
-
-
-def read_bill_file(path: Path, resource_group: str, slots: set[str], start: float, end: float) -> Bill:
-    """A FocusCost export from disk: CSV, or gzip CSV; one clear line for anything else."""
-    if path.suffix.lower() == ".parquet":
-        raise SpotkitError(f"--bill {path}: Parquet exports are not read yet; export the FocusCost dataset as CSV")
-    try:
-        opener = gzip.open if path.suffix.lower() == ".gz" else open
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            return read_bill(reader, reader.fieldnames or [], resource_group, slots, start, end)
-    except FocusError as err:
-        raise SpotkitError(f"--bill {path}: {err}") from None
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as err:
-        raise SpotkitError(f"--bill {path}: cannot read it as a CSV export ({err})") from None
 
 
 def previous_month(month: str) -> str:
@@ -128,15 +98,34 @@ def report(ctx: click.Context, month: str | None, fmt: str, out: Path | None, vm
 
     def figures_of(month: str) -> dict[str, Any] | None:
         days, start, end = month_days(month)
-        usage = [r for day in days for r in read_usage(store, day)]
+        usage, media = [], {}
+        for day in days:
+            totals, known = read_usage_day(store, day)
+            usage += totals
+            media.update(known)
         if not usage:
             return None
+        done = {t.job for t in usage if t.outcome == "done"}
+        media.update(job_media(store, done - set(media)))  # jobs of days not rolled up yet
         audit = [a for day in days for a in read_audit(store, day)]
         until = min(end, datetime.now(tz=UTC).timestamp())
+        paid = paid_time(read_power_span(store, start, until), audit, start, until)
         return build_report(ReportInputs(
-            month, usage, [e for day in days for e in read_evictions(store, day)],
-            paid_time(read_power_span(store, start, until), audit, start, until), vm_prices,
-            book, api_model, fixed, media_of(store, {r.job for r in usage if r.outcome == "done"})))
+            month, usage, [e for day in days for e in read_evictions(store, day)], paid, vm_prices,
+            book, api_model, fixed, media,
+            size_prices(set(paid.size_of.values()) if paid else set())))
+
+    size_price_cache: dict[str, float | None] = {}
+
+    def size_prices(sizes: set[str]) -> dict[str, float]:
+        """The spot price of each other size the slots ran at, where the price source has one."""
+        for size in sizes - {vm_size, ""} - set(size_price_cache):
+            try:
+                found = load_vm_prices(size, region, allow_network=prices == "live")
+                size_price_cache[size] = found.spot_price_per_hour
+            except PriceSourceError:
+                size_price_cache[size] = None
+        return {size: price for size in sizes if (price := size_price_cache.get(size)) is not None}
 
     figures = figures_of(month)
     if figures is None:

@@ -16,17 +16,26 @@ from datetime import UTC, datetime
 from policies.inputs import Enough, FleetInputs, Sourced, resolve_inputs, size_spot_price
 from policies.power import paid_time
 from policies.prices import PriceSourceError, VmPrices, load_price_book, load_vm_prices
-from runtime.records import UsageRecord, day_of, read_audit, read_boots, read_evictions, read_power_span, read_usage
+from runtime.records import (
+    UsageTotal,
+    day_of,
+    read_audit,
+    read_boots,
+    read_evictions,
+    read_power_span,
+    read_usage_totals,
+)
 from runtime.store.base import ObjectStore
 
 DAY = 86400.0
 
 
-def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageRecord]]:
-    """This UTC month (``YYYY-MM``) and its usage records, day partition by day partition."""
+def month_usage(store: ObjectStore, now: float) -> tuple[str, list[UsageTotal]]:
+    """This UTC month (``YYYY-MM``) and its usage summed, day by day: compacted days from their
+    rollups, the rest (today's, at least) from the raw records."""
     today = datetime.fromtimestamp(now, tz=UTC).date()
     days = [today.replace(day=d).isoformat() for d in range(1, today.day + 1)]
-    return today.isoformat()[:7], [r for day in days for r in read_usage(store, day)]
+    return today.isoformat()[:7], [t for day in days for t in read_usage_totals(store, day)]
 
 
 @dataclass
@@ -70,8 +79,9 @@ class InputReader:
     def read(self) -> FleetInputs:
         now = self.clock()
         days = sorted({day_of(now - offset * DAY) for offset in range(self.window_days)})
-        since = now - self.window_days * DAY
-        usage = [r for day in days for r in read_usage(self.store, day) if r.ended_at >= since]
+        since = now - self.window_days * DAY  # before the first day's midnight: the days are whole
+        # Summed: rollups for compacted days, raw records for the rest (today), never 10^8 records a round.
+        usage = [t for day in days for t in read_usage_totals(self.store, day)]
         evictions = [e for day in days for e in read_evictions(self.store, day) if e.seen_at >= since]
         audit = [a for day in days for a in read_audit(self.store, day) if a.at >= since]
         paid = paid_time(read_power_span(self.store, since, now), audit, since, now)

@@ -14,6 +14,10 @@ class SlotError(SpotkitError):
     """A slot operation failed for a reason other than capacity."""
 
 
+class SlotForbidden(SlotError):
+    """The identity may not do this (HTTP 403): a matter of roles, not of the slot or the cloud."""
+
+
 class AllocationFailed(SlotError):
     """No capacity or quota for this slot now (the provider's code says which): try the next one."""
 

@@ -38,7 +38,18 @@ def binary(tmp_path: Path) -> str:
     return str(tmp_path / "binary.csv")
 
 
+def notes(tmp_path: Path) -> str:
+    (tmp_path / "notes.srt").write_text("meeting notes, not subtitles\n")
+    return str(tmp_path / "notes.srt")
+
+
 CASES = [
+    ("lint a file that is not subtitles", lambda t: ["subtitles", "lint", notes(t)], {}, 1, "no cue timings"),
+    ("lint a folder", lambda t: ["subtitles", "lint", str(t)], {}, 1, "is a directory"),
+    ("fetch --check of json", lambda t: ["fetch", JOB, "--format", "json", "--check"], {}, 1,
+     "--check lints subtitles"),
+    ("a cue limit out of range", lambda t: ["subtitles", "lint", notes(t)], {"SPOTKIT_CUE_MAX_LINES": "0"}, 1,
+     "cue_max_lines"),
     ("fetch into a directory", lambda t: ["fetch", JOB, "-o", str(t)], {}, 1, "is a directory"),
     ("fetch into a missing folder", lambda t: ["fetch", JOB, "-o", str(t / "no" / "x.srt")], {}, 1,
      "does not exist"),

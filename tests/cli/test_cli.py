@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +46,9 @@ def test_submit_status_agent_fetch(tmp_path: Path) -> None:
 
     agent = spotkit(home, "agent", "--until-idle", env={"SPOTKIT_IDLE_SECONDS": "0.5"})
     assert agent.returncode == 0, agent.stderr
+    said = agent.stderr.splitlines()  # without -v: one concise line per batch, with its real-time factor
+    assert said and all(" batch: " in line for line in said), said
+    assert "RTF" in said[0] and "s engine" in said[0] and "cache hits" in said[0]
     status = json.loads(spotkit(home, "status", job, "--json").stdout)
     assert status["complete"] and status["done"] == status["segments"]
 
@@ -53,7 +57,10 @@ def test_submit_status_agent_fetch(tmp_path: Path) -> None:
     vtt = spotkit(home, "fetch", job, "--format", "vtt").stdout
     assert vtt.startswith("WEBVTT")
     cues = json.loads(spotkit(home, "fetch", job, "--format", "json").stdout)["cues"]
-    assert len(cues) == srt.stdout.count(" --> ")
+    assert len(cues) == spotkit(home, "fetch", job, "--format", "srt", "--cue-style", "none").stdout.count(" --> ")
+    assert all(cue["words"] for cue in cues)  # word timings, on by default: what readable cues are cut on
+    checked = spotkit(home, "fetch", job, "--format", "srt", "--check")
+    assert checked.returncode == 0 and checked.stdout == srt.stdout and "0 over the limits" in checked.stderr
     assert "goodbye" in spotkit(home, "fetch", job, "--format", "txt").stdout.lower()
 
     table = spotkit(home, "status", job)
@@ -147,3 +154,21 @@ def test_the_readme_lists_every_command_and_every_command_has_examples() -> None
                 bare.append(sub)
     assert missing == [], f"README.md does not list: {missing}"
     assert bare == [], f"no examples in --help: {bare}"
+
+
+def test_the_agent_says_one_line_per_batch_and_more_with_v(tmp_path: Path) -> None:
+    """Without -v a line per batch (segments, audio, engine time, RTF, cache hits); -v adds a line per
+    segment and the agent's events. The simulated engine: the lines are the point, not the speech."""
+    env = {"SPOTKIT_TRANSCRIBER": "simulated", "SPOTKIT_SIMULATED_SPEED": "500", "SPOTKIT_IDLE_SECONDS": "0.3",
+           "SPOTKIT_BATCH_SIZE": "2"}
+    home = tmp_path / "home"
+    assert spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "5", env=env).returncode == 0
+    quiet = spotkit(home, "agent", "--until-idle", env=env).stderr.splitlines()
+    assert len(quiet) >= 2 and all(re.fullmatch(r"\d\d:\d\d:\d\d batch: \d+ segments, [\d.]+ s audio, \d+ "
+                                                r"transcribed in [\d.]+ s engine, RTF [\d.]+ \([\d.]+x real "
+                                                r"time\), 0 cache hits", line) for line in quiet), quiet
+    assert spotkit(home, "submit", str(DEMO_SAMPLE), "--segment-max-seconds", "5", env=env).returncode == 0
+    told = spotkit(home, "-v", "agent", "--until-idle", env=env).stderr
+    assert "event=cache-hit" in told and "event=idle-exit" in told
+    assert re.search(r"INFO spotkit.progress batch: \d+ segments, .* 0 transcribed in 0.00 s engine, [12] cache hits",
+                     told), told

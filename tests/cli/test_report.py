@@ -71,6 +71,14 @@ def test_report_counts_the_work_done_and_prices_it_as_the_api_would(tmp_path: Pa
     assert spotkit(home, "report", "--month", MONTH, "--prices", "snapshot", "-o", str(written)).returncode == 0
     assert written.read_text() == text.stdout
 
+    # Compacted into one object per node and a daily rollup: the same figures (docs/reports.md, "Scale").
+    today = datetime.now(tz=UTC).strftime("%Y-%m-%d")
+    compacted = spotkit(home, "usage", "compact", "--day", today, "--json")
+    assert compacted.returncode == 0, compacted.stderr
+    [result] = json.loads(compacted.stdout)
+    assert result["records"] == 2 * len(manifest.segments) and result["merged_objects"] >= 2
+    assert report(home) == second
+
     # No paid-time record: the advice is to measure; no earlier month: no change to show.
     assert second["recommendation"]["action"] == "measure" and second["change"] is None  # type: ignore[index]
     assert "**Recommendation: measure**" in text.stdout
@@ -96,6 +104,16 @@ def test_bad_report_input_is_one_line(tmp_path: Path, args: list[str], words: st
     out = spotkit(tmp_path / "home", "report", "--prices", "snapshot", *args)
     assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr
     assert len([line for line in out.stderr.splitlines() if line.lower().startswith("error")]) == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], "give exactly one of --day"),
+    (["--day", "2026-11-31"], "give a day as YYYY-MM-DD"),
+    (["--month", "11-2026"], "give a month as YYYY-MM"),
+])
+def test_bad_compact_input_is_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    out = spotkit(tmp_path / "home", "usage", "compact", *args)
+    assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("month, before", [("2026-01", "2025-12"), ("2026-12", "2026-11"), ("2026-10", "2026-09")])
@@ -135,6 +153,6 @@ def test_the_bill_is_read_from_a_gzip_export_and_bad_bills_are_one_line(tmp_path
     (tmp_path / "x.parquet").write_bytes(b"PAR1")
     for args, words in ((["--bill", str(export)], "--bill needs --resource-group"),
                         (["--bill", str(broken), "--resource-group", "g"], "lacks the column(s) BilledCost"),
-                        (["--bill", str(tmp_path / "x.parquet"), "--resource-group", "g"], "export the FocusCost")):
+                        (["--bill", str(tmp_path / "x.parquet"), "--resource-group", "g"], "not a readable Parquet")):
         out = spotkit(home, "report", "--prices", "snapshot", *args)
         assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

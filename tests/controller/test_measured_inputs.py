@@ -11,7 +11,7 @@ from policies.prices import load_price_book, snapshot_vm_prices
 from runtime.config import load_settings
 from runtime.fleet.local_fleet import Fleet
 from runtime.fleet.supervisor import state_path
-from runtime.records import AuditRecord, UsageRecord, read_usage
+from runtime.records import AuditRecord, UsageRecord, read_usage, totals_of
 from runtime.store.file_store import FileStore
 from tests.cli.test_cli import spotkit
 from tests.conftest import DEMO_SAMPLE
@@ -65,14 +65,14 @@ def record(engine: str, model: str, audio: float, gpu: float, outcome: str = "do
 
 def test_too_little_measured_keeps_the_prior_and_says_how_much_is_missing() -> None:
     few = [record("faster-whisper", "large-v3", 5.0, 0.1)] * 3
-    rtf = fleet_rtf(few, "in the last 7 days", Enough())
+    rtf = fleet_rtf(totals_of(few), "in the last 7 days", Enough())
     assert rtf.source == PRIOR and rtf.value == 50.0 and "only 3 segments" in rtf.detail
 
 
 def test_the_fleet_engine_with_the_most_audio_is_measured_and_api_work_is_not() -> None:
     usage = ([record("faster-whisper", "large-v3", 20.0, 0.5)] * 12 + [record("openai", "whisper-1", 900.0, 1.0)] * 5
              + [record("faster-whisper", "tiny.en", 5.0, 0.5)] * 12)
-    rtf = fleet_rtf(usage, "w", Enough())
+    rtf = fleet_rtf(totals_of(usage), "w", Enough())
     assert rtf.source == MEASURED and rtf.value == 40.0 and "large-v3" in rtf.detail
 
 

@@ -175,6 +175,8 @@ def test_outputs_name_each_slots_address_and_the_jump_host(env: tuple[CapturingM
 
 def test_outputs(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     _, outputs = env
+    slots = dict(entry.split(":") for entry in outputs["slot_vms"].split(","))  # what --slots takes
+    assert list(slots) == outputs["slot_vm_names"] and all(size.startswith("Standard_NC") for size in slots.values())
     assert set(outputs) >= {"queue_url", "store_url", "slot_vm_ids", "resource_group", "node_identity_id",
                             "controller_identity_id", "alert_id", "action_group_id"}
     assert len(outputs["slot_vm_ids"]) == 4

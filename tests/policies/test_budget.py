@@ -8,7 +8,7 @@ import pytest
 
 from policies.budget import Budget, api_spend, budget_state
 from policies.prices import load_price_book
-from runtime.records import UsageRecord
+from runtime.records import UsageRecord, totals_of
 
 
 def usage(task: str, model: str, audio: float = 0.0, tokens_in: int = 0, tokens_out: int = 0,
@@ -25,7 +25,7 @@ def test_spend_prices_audio_and_tokens_and_counts_unpriced_tokens_apart() -> Non
                usage("translate", "no-such-model", tokens_in=10, tokens_out=5),
                usage("transcribe", "large-v3", audio=6000.0, path="fleet"),  # the fleet's: not API spend
                usage("transcribe", "whisper-1", audio=600.0, outcome="failed")]
-    spent, unpriced = api_spend(records, 0.006, book)
+    spent, unpriced = api_spend(totals_of(records), 0.006, book)
     expected = 10 * 0.006 + mini.input_per_million_tokens + 0.5 * mini.output_per_million_tokens
     assert spent == pytest.approx(expected) and unpriced == 15
 

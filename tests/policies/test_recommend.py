@@ -8,7 +8,7 @@ from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
 from policies.recommend import change, recommend
 from policies.report import FixedCosts, ReportInputs, build_report
-from runtime.records import UsageRecord
+from runtime.records import UsageRecord, totals_of
 
 NO_FIXED = FixedCosts(0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -21,7 +21,7 @@ def month(paid_hours: float | None, busy_hours: float, spot: float = 0.06, api_h
     api = [UsageRecord("api-1", "k", "t", "transcribe", 3600.0, 0, 0, "openai", "whisper-1", 0.0, 1.0, "done",
                        path="api")] * int(api_hours)
     paid = None if paid_hours is None else PaidTime(paid_hours * 3600, "test")
-    return build_report(ReportInputs(name, fleet + api, [], paid, VmPrices(0.5, spot, "USD", "d", "test"),
+    return build_report(ReportInputs(name, totals_of(fleet + api), [], paid, VmPrices(0.5, spot, "USD", "d", "test"),
                                      load_price_book(), fixed=NO_FIXED))
 
 

@@ -15,7 +15,7 @@ from policies.power import PaidTime
 from policies.prices import VmPrices, load_price_book
 from policies.report import FixedCosts, ReportInputs, build_report
 from policies.report_html import break_even_lines, html_page
-from runtime.records import UsageRecord
+from runtime.records import UsageRecord, totals_of
 
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--no-first-run", "--user-data-dir={profile}"]
@@ -25,7 +25,7 @@ def a_month(paid_hours: float | None = 40.0) -> dict[str, object]:
     fleet = [UsageRecord("n", "j", "s", "transcribe", 50 * 3600.0, 0, 0, "faster-whisper", "large-v3", 0.0, 1.0,
                          "done", gpu_seconds=3600.0)] * 30
     paid = None if paid_hours is None else PaidTime(paid_hours * 3600, "test")
-    return build_report(ReportInputs("2026-11", fleet, [], paid, VmPrices(0.526, 0.0627, "USD", "d", "test"),
+    return build_report(ReportInputs("2026-11", totals_of(fleet), [], paid, VmPrices(0.526, 0.0627, "USD", "d", "test"),
                                      load_price_book(), fixed=FixedCosts()))
 
 
@@ -87,9 +87,9 @@ def test_chromium_renders_the_month_on_the_break_even_chart(tmp_path: Path) -> N
 
 def test_a_month_without_fleet_work_says_why_there_is_no_chart(tmp_path: Path) -> None:
     api_only = build_report(ReportInputs(
-        "2026-11", [UsageRecord("api-1", "k", "t", "transcribe", 600.0, 0, 0, "openai", "whisper-1", 0.0, 1.0, "done",
-                                path="api")], [], None, VmPrices(0.526, 0.0627, "USD", "d", "test"),
-        load_price_book()))
+        "2026-11", totals_of([UsageRecord("api-1", "k", "t", "transcribe", 600.0, 0, 0, "openai", "whisper-1", 0.0,
+                                          1.0, "done", path="api")]), [], None,
+        VmPrices(0.526, 0.0627, "USD", "d", "test"), load_price_book()))
     dom = browser(tmp_path, html_page(api_only), "--dump-dom")
     parsed = Elements()
     parsed.feed(dom.stdout)

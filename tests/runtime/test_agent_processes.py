@@ -102,6 +102,8 @@ def test_sigterm_requeues_in_flight_and_exits_zero(tmp_path: Path) -> None:
     started = time.monotonic()
     assert stop_agent(agent, timeout=30) == 0
     assert time.monotonic() - started < 25  # well inside a 30 s preemption notice
+    said = (settings.home / "logs" / "graceful.log").read_text()
+    assert " batch: " in said and " drained: " in said and "handed back to the queue" in said  # a line per drain
     done = job_status(store, job).done
     left = queue.receive(32, 30)  # lease was 300 s: only an explicit requeue makes these visible
     assert done + len(left) == total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,23 @@ def test_bad_queue_urls(url: str) -> None:
 def test_bad_store_url() -> None:
     with pytest.raises(ConfigError, match="SPOTKIT_STORE"):
         open_store("s3://bucket", env={})
+
+
+def test_every_setting_and_its_variable_is_in_the_settings_table() -> None:
+    """docs/runtime.md's settings table names every field of `Settings` and its environment variable:
+    a setting added without its row fails here."""
+    from dataclasses import fields
+
+    from runtime.config import Settings
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "runtime.md").read_text()
+    table = doc[doc.index("## Settings"):].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    keys = {key for row in rows for key in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    variables = {name for row in rows for name in re.findall(r"SPOTKIT_[A-Z_]+", row.split("|")[2])}
+    env = settings_env(load_settings(env={}))
+    missing = [f.name for f in fields(Settings) if f.name not in keys]
+    unnamed = [name for name in env if name not in variables]
+    assert missing == [], f"settings missing from docs/runtime.md: {missing}"
+    assert unnamed == [], f"variables missing from docs/runtime.md: {unnamed}"

@@ -105,3 +105,9 @@ def test_the_cli_exits_1_on_a_failure_and_says_it_as_json(tmp_path: Path) -> Non
     assert model["status"] == FAIL and "spotkit models pull large-v3" in model["fix"]
     table = spotkit(home, "doctor", env={"SPOTKIT_SCHEDULED_EVENTS": "off"})
     assert table.returncode == 0 and "PASS" in table.stdout and "queue" in table.stdout
+    [quota] = [c for c in json.loads(ok.stdout) if c["name"] == "spot quota"]  # on a node: not its check
+    assert quota["status"] == SKIP
+    half = spotkit(home, "doctor", "--json", env={"SPOTKIT_SCHEDULED_EVENTS": "off",
+                                                  "SPOTKIT_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001"})
+    [quota] = [c for c in json.loads(half.stdout) if c["name"] == "spot quota"]
+    assert half.returncode == 1 and quota["status"] == FAIL and "--resource-group" in quota["detail"]

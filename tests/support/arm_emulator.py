@@ -1,5 +1,6 @@
 """A local stand-in for the Azure Resource Manager calls the controller makes: VM instance view,
-start, deallocate, and long-running-operation polling — with injectable failures."""
+start, deallocate, and long-running-operation polling — with injectable failures — and the regional
+compute usages and VM sizes `spotkit doctor` checks spot quota against (shaped as Azure answers them)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from typing import Any
 
 VM_PATH = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
                      r"virtualMachines/([^/]+)(/instanceView|/start|/deallocate)$", re.IGNORECASE)
+LOCATION_PATH = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft\.Compute/locations/([^/]+)/(usages|vmSizes)$",
+                           re.IGNORECASE)
+# What the T4 sizes are (vCPUs), as the vmSizes list names them.
+T4_SIZES = {"Standard_NC4as_T4_v3": 4, "Standard_NC8as_T4_v3": 8, "Standard_NC16as_T4_v3": 16,
+            "Standard_NC64as_T4_v3": 64}
 
 
 @dataclass
@@ -31,6 +37,10 @@ class ArmState:
     operations: dict[str, Operation] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Regional quotas: usage name -> (current value, limit); "lowPriorityCores" is the spot vCPU quota.
+    usages: dict[str, tuple[int, int]] = field(default_factory=lambda: {"lowPriorityCores": (0, 3),
+                                                                        "cores": (4, 10)})
+    usages_forbidden: bool = False  # the caller's identity has no subscription-level read (Azure: 403)
 
 
 class ArmEmulator:
@@ -92,6 +102,25 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 state.power[op.vm] = op.final_power
             self._send(200, {"status": "Succeeded"})
+            return
+        located = LOCATION_PATH.match(path)
+        if located:
+            with state.lock:
+                state.calls.append((located.group(3), located.group(2)))
+                usages, forbidden = dict(state.usages), state.usages_forbidden
+            if forbidden:
+                self._send(403, {"error": {"code": "AuthorizationFailed", "message": "The client does not have "
+                                           "authorization to perform action "
+                                           "'Microsoft.Compute/locations/usages/read'"}})
+                return
+            if located.group(3).lower() == "usages":
+                self._send(200, {"value": [{"currentValue": used, "limit": limit, "unit": "Count",
+                                            "name": {"value": name, "localizedValue": name}}
+                                           for name, (used, limit) in usages.items()]})
+            else:
+                self._send(200, {"value": [{"name": name, "numberOfCores": cores, "memoryInMB": cores * 7 * 1024,
+                                            "maxDataDiskCount": 8, "osDiskSizeInMB": 1047552,
+                                            "resourceDiskSizeInMB": 180 * 1024} for name, cores in T4_SIZES.items()]})
             return
         match = VM_PATH.match(path)
         if not match or match.group(4).lower() != "/instanceview":

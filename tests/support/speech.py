@@ -36,3 +36,19 @@ def recall(reference: str, hypothesis: str) -> float:
             left[word] -= 1
             found += 1
     return found / len(ref) if ref else 1.0
+
+
+# English speech from faster-whisper's test data (MIT), where the checkout has the shared folder beside
+# it: real voices for the subtitle tests, added to the synthetic speech they always have.
+# (file, seconds of English from its start): multilingual.mp3 reads a licence in English for 29.5 s,
+# then in German.
+SHARED_ENGLISH = (("jfk.flac", 11.0), ("multilingual.mp3", 29.5), ("hotwords.mp3", 4.0),
+                  ("stereo_diarization.wav", 5.0))
+
+
+def shared_english(repo: Path) -> list[tuple[Path, float]]:
+    for folder in (repo.parent / "shared" / "data", repo.parent.parent / "shared" / "data"):
+        found = [(folder / name, seconds) for name, seconds in SHARED_ENGLISH if (folder / name).is_file()]
+        if found:
+            return found
+    return []

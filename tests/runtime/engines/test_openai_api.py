@@ -225,12 +225,19 @@ def test_translated_track_one_cue_per_cue_and_switching_back(api: ApiStandIn, tm
     status = json.loads(spotkit("status", job, "--json").stdout)
     assert status["complete"] and status["translated"] == {"ja": status["segments"]}
     assert f"translated into ja: {status['segments']}/{status['segments']} segments" in spotkit("status", job).stdout
-    original = spotkit("fetch", job, "--format", "srt").stdout
-    translated = spotkit("fetch", job, "--format", "srt", "--lang", "ja").stdout
+    original = spotkit("fetch", job, "--format", "srt", "--cue-style", "none").stdout
+    translated = spotkit("fetch", job, "--format", "srt", "--lang", "ja", "--cue-style", "none").stdout
     assert translated.count(" --> ") == original.count(" --> ") > 0
     assert [line for line in translated.splitlines() if " --> " in line] == \
            [line for line in original.splitlines() if " --> " in line]  # same timings
     assert "[ja] " in translated
+    readable = spotkit("fetch", job, "--format", "srt", "--lang", "ja").stdout  # cut again within those spans
+
+    def words(srt: str) -> list[str]:
+        return " ".join(line for line in srt.splitlines() if line and " --> " not in line
+                        and not line.isdigit()).split()
+
+    assert words(readable) == words(translated) and readable.startswith("1\n")
     chat = [r for r in api.requests if r[0].endswith("/chat/completions")]
     assert len(chat) == original.count(" --> ")
     missing = spotkit("fetch", job, "--lang", "es")
