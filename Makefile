@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) -m bench.gateway
 	$(PY) -m bench.queue
 	$(PY) -m bench.report
+	$(PY) -m bench.submit
 
 clean:
 	rm -rf $(VENV) node_modules .spotkit-demo bench/.work

@@ -1,174 +1,57 @@
-"""Submit media as segments, report a job's progress, and assemble its results in source time."""
+"""Report a job's progress and assemble its results in source time (submitting is runtime/submit.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from runtime.audio_codec import encode_flac
-from runtime.errors import MediaError, NotFound, SpotkitError
-from runtime.languages import check_spoken, check_target
-from runtime.media import SAMPLE_RATE, decode_bytes, read_media
-from runtime.queue.base import WorkQueue
+from runtime.errors import NotFound, SpotkitError
 from runtime.records import (
     BACKLOG,
     BacklogRecord,
     BadRecord,
     PoisonRecord,
-    QueuedRecord,
-    audio_key,
-    backlog_key,
-    dump,
     job_key,
     load,
     poison_key,
-    queued_key,
     read_heartbeats,
     result_key,
     translation_result_key,
 )
-from runtime.schedule import deadline_for
-from runtime.segmenter import find_speech, pack_spans, to_source_seconds
+from runtime.segmenter import to_source_seconds
 from runtime.store.base import ObjectStore
+from runtime.submit import QUEUED_MARKER_TTL_SECONDS, SubmitProgress, SubmitReport, submit
 from runtime.work import (
+    COMPLETE,
+    FAILED,
+    READING,
     TRANSLATE,
     BadResult,
     JobManifest,
     SegmentRef,
-    TaskOptions,
     TranscriptResult,
-    WorkItem,
-    job_id,
-    segment_id,
     translation_key,
 )
 
 JOB_ID = re.compile(r"^[0-9a-f]{24}$")
 
-# progress(stage, done, total): stages are "decode", "speech", "upload".
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
-
-
-# A queued marker older than this is taken as lost (a wiped or recreated queue): resubmitting enqueues again.
-QUEUED_MARKER_TTL_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True)
-class SubmitReport:
-    job: str
-    resubmitted: bool
-    segments: int
-    duration_seconds: float
-    speech_seconds: float
-    enqueued: int = 0  # messages sent now (an unfinished segment already queued for this job is not sent again)
-
-    @property
-    def silence_share(self) -> float:
-        if self.duration_seconds <= 0:
-            return 0.0
-        return max(0.0, 1.0 - self.speech_seconds / self.duration_seconds)
-
-
-def submit(path: Path, queue: WorkQueue, store: ObjectStore, options: TaskOptions,
-           segment_max_seconds: float, progress: Progress = _no_progress, translate: tuple[str, ...] = (),
-           translator_model: str = "", priority: str = "normal", deadline: str = "") -> SubmitReport:
-    """Decode, find speech, upload segment audio, write the manifest, then enqueue.
-
-    Nothing is enqueued unless every earlier step succeeded, so bad input leaves no work behind.
-    Resubmitting the same file and options yields the same job id and the same segment ids; the
-    agents then answer every segment from the cache.
-    """
-    check_spoken(options.language, options.model)
-    for language in translate:
-        check_target(language)
-    submitted_at = time.time()
-    deadline_at = deadline_for(submitted_at, priority, deadline)  # refuses a bad one before any work
-    progress("decode", 0, 1)
-    data = read_media(path)
-    pcm = decode_bytes(data, name=str(path))
-    data_hash = hashlib.sha256(data).hexdigest()
-    job = job_id(data_hash, options, segment_max_seconds, translate, translator_model)
-    progress("decode", 1, 1)
-
-    progress("speech", 0, 1)
-    plans = pack_spans(find_speech(pcm, segment_max_seconds), segment_max_seconds)
-    progress("speech", 1, 1)
-    if not plans:
-        raise MediaError(f"{path}: no speech found in {pcm.seconds:.1f} s of audio; nothing to do")
-
-    refs: list[SegmentRef] = []
-    for index, plan in enumerate(plans):
-        audio = plan.audio(pcm)
-        seg = segment_id(audio, options)
-        if not store.exists(audio_key(seg)):
-            store.put_if_absent(audio_key(seg), encode_flac(audio))
-        refs.append(SegmentRef(seg, index, [list(span) for span in plan.spans],
-                               round(plan.samples / SAMPLE_RATE, 3)))
-        progress("upload", index + 1, len(plans))
-
-    manifest = JobManifest(
-        job=job, source=path.name, source_sha256=data_hash,
-        duration_seconds=round(pcm.seconds, 3),
-        speech_seconds=round(sum(r.speech_seconds for r in refs), 3),
-        options=options, segment_max_seconds=segment_max_seconds, segments=refs,
-        translate=list(translate), translator_model=translator_model if translate else "",
-    )
-    resubmitted = not store.put_if_absent(job_key(job), manifest.to_bytes())
-    if resubmitted and store.get(job_key(job)) != manifest.to_bytes():
-        store.put(job_key(job), manifest.to_bytes())  # a damaged manifest: the same job, written again
-    now = time.time()
-    unique: dict[str, SegmentRef] = {}
-    for ref in refs:
-        unique.setdefault(ref.id, ref)  # a segment said twice in one file is enqueued once
-    needed = [ref for ref in unique.values() if _needs_message(store, job, ref.id, options.task, now)]
-    # One call for all: SQS sends 10 a call, a packed queue (`?pack=K`) K items a message.
-    queue.send_many([WorkItem(job, ref.id, options, ref.speech_seconds, round(deadline_at, 3), priority).encode()
-                     for ref in needed])
-    for ref in needed:
-        # After the sends: a crash in between can at worst enqueue a duplicate later, never lose work.
-        store.put(queued_key(ref.id), dump(QueuedRecord(job, ref.id, now)))
-    enqueued, enqueued_seconds = len(needed), sum(ref.speech_seconds for ref in needed)
-    if enqueued:  # what the controller plans against: this submission's work and when it is due
-        store.put_if_absent(backlog_key(job, int(submitted_at * 1000)), dump(BacklogRecord(
-            job, submitted_at, round(deadline_at, 3), priority, enqueued, round(enqueued_seconds, 3))))
-    return SubmitReport(job, resubmitted, len(refs), manifest.duration_seconds, manifest.speech_seconds, enqueued)
-
-
-def _needs_message(store: ObjectStore, job: str, segment: str, task: str, now: float) -> bool:
-    """Whether submitting *job* must enqueue *segment*.
-
-    A finished segment is enqueued again: the agent answers it from the cache (no engine work) and
-    fans out the job's translations. An unfinished one is not, if it is already queued for this job —
-    unless it was poisoned meanwhile (a resubmit is the retry) or its marker is too old to trust.
-    """
-    if store.exists(result_key(task, segment)):
-        return True
-    if store.exists(poison_key(segment)):
-        store.delete(poison_key(segment))  # queued again: `status` shows it queued, not poisoned
-        return True
-    try:
-        marker = load(QueuedRecord, store.get(queued_key(segment)), queued_key(segment))
-    except (NotFound, BadRecord):
-        return True
-    return marker.job != job or now - marker.at > QUEUED_MARKER_TTL_SECONDS
+__all__ = ["QUEUED_MARKER_TTL_SECONDS", "JobStatus", "SourceCue", "SubmitProgress", "SubmitReport", "assemble",
+           "job_status", "load_manifest", "submit"]
 
 
 def job_media(store: ObjectStore, jobs: set[str]) -> dict[str, tuple[float, float]]:
     """(media seconds, speech seconds) of each job whose manifest can be read; the others are left out
-    (a job deleted since, or work from before manifests were kept) and count no silence."""
+    (a job deleted since, or work from before manifests were kept) and count no silence. So is a job
+    still being read by `spotkit submit`: its manifest counts only the media read so far, and a rollup
+    keeps what it is given."""
     media = {}
     for job in sorted(jobs):
         try:
             manifest = load_manifest(store, job)
         except SpotkitError:
+            continue
+        if manifest.state == READING:
             continue
         media[job] = (manifest.duration_seconds, manifest.speech_seconds)
     return media
@@ -204,22 +87,34 @@ class JobStatus:
     translations_poisoned: list[dict[str, str]] = field(default_factory=list)
     deadline_at: float | None = None  # while its submission is in the backlog (the controller plans on it)
     priority: str = ""
+    # READING while `spotkit submit` is still reading the file: *total* counts the segments found so far.
+    state: str = COMPLETE
+    error: str = ""  # why the submit failed (state FAILED)
+    read_seconds: float = 0.0  # of the media, so far while reading
+
+    @property
+    def reading(self) -> bool:
+        return self.state == READING
 
     @property
     def transcribed(self) -> bool:
-        """Every segment has its transcript: `fetch` of the transcript works, whatever the translations do."""
-        return self.done == self.total
+        """Every segment has its transcript: `fetch` of the transcript works, whatever the translations do.
+        Never while the file is still read (more segments may come) or after its submit failed."""
+        return self.state == COMPLETE and self.done == self.total
 
     def translated_into(self, language: str) -> bool:
-        return self.translated.get(language, -1) == self.total
+        return self.state == COMPLETE and self.translated.get(language, -1) == self.total
 
     @property
     def complete(self) -> bool:
-        return self.transcribed and all(n == self.total for n in self.translated.values())
+        return self.transcribed and all(self.translated_into(lang) for lang in self.translated)
 
     @property
     def finished(self) -> bool:
-        """Nothing left to wait for: every segment and translation is done or poisoned."""
+        """Nothing left to wait for: every segment and translation is done or poisoned (a job still being
+        read is never finished; one whose submit failed is, once its queued segments are)."""
+        if self.state == READING:
+            return False
         poisoned = {lang: 0 for lang in self.translated}
         for entry in self.translations_poisoned:
             poisoned[entry["language"]] = poisoned.get(entry["language"], 0) + 1
@@ -231,7 +126,8 @@ class JobStatus:
                 "in_flight": self.in_flight, "queued": self.queued, "poisoned": self.poisoned,
                 "waiting_for_lease_expiry": self.waiting, "translated": self.translated,
                 "translations_poisoned": self.translations_poisoned, "transcribed": self.transcribed,
-                "complete": self.complete, "deadline_at": self.deadline_at, "priority": self.priority}
+                "complete": self.complete, "deadline_at": self.deadline_at, "priority": self.priority,
+                "state": self.state, "error": self.error, "read_seconds": self.read_seconds}
 
 
 def job_status(store: ObjectStore, job: str, now: float | None = None,
@@ -245,7 +141,8 @@ def job_status(store: ObjectStore, job: str, now: float | None = None,
         for segment in beat.in_flight:
             if alive or segment not in holders:
                 holders[segment] = (beat.node, alive, beat.lease_expires_at)
-    status = JobStatus(job, manifest.source, len(manifest.segments), translated=dict.fromkeys(manifest.translate, 0))
+    status = JobStatus(job, manifest.source, len(manifest.segments), translated=dict.fromkeys(manifest.translate, 0),
+                       state=manifest.state, error=manifest.error, read_seconds=manifest.duration_seconds)
     for ref in manifest.segments:
         holder = holders.get(ref.id)
         if store.exists(result_key(task, ref.id)):
@@ -295,8 +192,13 @@ class SourceCue:
 
 def assemble(store: ObjectStore, job: str, language: str = "") -> tuple[JobManifest, list[SourceCue]]:
     """Every cue of a complete job (or of its translation into *language*), in source time order.
-    Refuses an incomplete job."""
+    Refuses an incomplete job, and one whose media is still being read."""
     manifest = load_manifest(store, job)
+    if manifest.state == READING:
+        raise SpotkitError(f"job {job} is still being read by `spotkit submit` ({len(manifest.segments)} segments "
+                           f"in its first {manifest.duration_seconds:.0f} s so far); see `spotkit status {job}`")
+    if manifest.state == FAILED:
+        raise SpotkitError(f"job {job}'s submit failed: {manifest.error}")
     task = manifest.options.task
     if language and language not in manifest.translate:
         raise SpotkitError(f"job {job} was not submitted with --translate {language}; it has "

@@ -47,29 +47,44 @@ def pack_spans(spans: list[Span], max_seconds: float) -> list[SegmentPlan]:
 
     A span longer than the limit (VAD normally splits those) is cut into pieces that fit.
     """
-    limit = int(max_seconds * SAMPLE_RATE)
-    pieces: list[Span] = []
-    for start, end in sorted(spans):
-        if end <= start:
-            continue
-        while end - start > limit:
-            pieces.append((start, start + limit))
-            start += limit
-        pieces.append((start, end))
+    packer = SpanPacker(max_seconds)
+    plans = [plan for span in sorted(spans) for plan in packer.add(span)]
+    return plans + packer.finish()
 
-    plans: list[SegmentPlan] = []
-    current: list[Span] = []
-    used = 0
-    for span in pieces:
-        length = span[1] - span[0]
-        if current and used + length > limit:
-            plans.append(SegmentPlan(tuple(current)))
-            current, used = [], 0
-        current.append(span)
-        used += length
-    if current:
-        plans.append(SegmentPlan(tuple(current)))
-    return plans
+
+class SpanPacker:
+    """`pack_spans` one span at a time, for a stream: a segment is handed out as soon as the next span
+    does not fit, so a streaming submit and a whole-file one pack the same spans into the same segments."""
+
+    def __init__(self, max_seconds: float) -> None:
+        self.limit = int(max_seconds * SAMPLE_RATE)
+        self._current: list[Span] = []
+        self._used = 0
+
+    def add(self, span: Span) -> list[SegmentPlan]:
+        """Spans must come in source order; the segments this span closed."""
+        start, end = span
+        if end <= start:
+            return []
+        pieces: list[Span] = []
+        while end - start > self.limit:
+            pieces.append((start, start + self.limit))
+            start += self.limit
+        pieces.append((start, end))
+        done: list[SegmentPlan] = []
+        for piece in pieces:
+            length = piece[1] - piece[0]
+            if self._current and self._used + length > self.limit:
+                done.append(SegmentPlan(tuple(self._current)))
+                self._current, self._used = [], 0
+            self._current.append(piece)
+            self._used += length
+        return done
+
+    def finish(self) -> list[SegmentPlan]:
+        done = [SegmentPlan(tuple(self._current))] if self._current else []
+        self._current, self._used = [], 0
+        return done
 
 
 def to_source_seconds(spans: Sequence[Sequence[int]], t: float) -> float:

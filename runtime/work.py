@@ -80,6 +80,14 @@ class SegmentRef:
     speech_seconds: float
 
 
+# A manifest's states. `spotkit submit` writes a *reading* one (the job's id and options, the segments
+# found so far) before it enqueues the first segment, rewrites it as it finds more, and writes the
+# *complete* one at the end; *failed* if the media turned out corrupt halfway (see `error`). Agents
+# work a job's segments while it is still reading; status, fetch and the agents' translation fan-out
+# read all three.
+READING, COMPLETE, FAILED = "reading", "complete", "failed"
+
+
 @dataclass(frozen=True)
 class JobManifest:
     job: str
@@ -92,6 +100,13 @@ class JobManifest:
     segments: list[SegmentRef] = field(default_factory=list)
     translate: list[str] = field(default_factory=list)  # target languages
     translator_model: str = ""
+    state: str = COMPLETE  # manifests from before streaming submits were written complete, at the end
+    error: str = ""  # why a failed one failed
+
+    @property
+    def complete(self) -> bool:
+        """Every segment of the file is listed (a reading manifest lists those found so far)."""
+        return self.state == COMPLETE
 
     def to_bytes(self) -> bytes:
         return canonical_json(asdict(self))
@@ -101,7 +116,10 @@ class JobManifest:
         raw = json.loads(data)
         raw["options"] = TaskOptions(**raw["options"])
         raw["segments"] = [SegmentRef(**s) for s in raw["segments"]]
-        return JobManifest(**raw)
+        manifest = JobManifest(**raw)
+        if manifest.state not in (READING, COMPLETE, FAILED):
+            raise ValueError(f"unknown state {manifest.state!r}")
+        return manifest
 
     def previous(self, segment: str) -> str | None:
         """The segment before *segment* in the file (translation context)."""

@@ -19,19 +19,26 @@ from runtime.work import TRANSCRIBE, TRANSLATE, JobManifest, TaskOptions, Transc
 
 
 class Manifests:
-    """Job manifests, read once per job and kept (they never change once written)."""
+    """Job manifests, read once per job and kept once complete (a complete one never changes).
+
+    A job still being read by `spotkit submit` has a *reading* manifest, rewritten as segments are
+    found, each before it is enqueued: it is read again each time it is asked for, so the segment in
+    hand (and the one before it, the translation's context) is always in it."""
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._known: dict[str, JobManifest] = {}
 
     def get(self, job: str) -> JobManifest | None:
-        if job not in self._known:
-            try:
-                self._known[job] = load_manifest(self.store, job)
-            except SpotkitError:
-                return None
-        return self._known[job]
+        known = self._known.get(job)
+        if known is not None and known.complete:
+            return known
+        try:
+            manifest = load_manifest(self.store, job)
+        except SpotkitError:
+            return None
+        self._known[job] = manifest
+        return manifest
 
 
 class FanOut:

@@ -37,7 +37,8 @@ GATEWAY_REQUESTS = f"{GATEWAY}requests/"
 
 # (key pattern, written by, how): the store-layout table of docs/runtime.md.
 LAYOUT: tuple[tuple[str, str, str], ...] = (
-    (f"{JOBS}<job>.json", "submit", "write-if-absent"),
+    (f"{JOBS}<job>.json", "submit", "`JobManifest`: state `reading` (rewritten as segments are found, each before "
+     "it is enqueued), then `complete` (or `failed`)"),
     (f"{SEGMENTS}<segment>.flac", "submit", "write-if-absent"),
     (f"{TRANSCRIPTS}<segment>.json", "agent", "write-if-absent: the first writer wins, later ones reuse it"),
     (f"{TRANSLATIONS}<hash>.json", "agent", "keyed by (transcript, model, language, prompt version)"),
@@ -54,7 +55,8 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
     (
         f"{BACKLOG}<ms>-<job>.json",
         "submit",
-        "what one submission queued, by when and how urgently (`BacklogRecord`): "
+        "what one submission queued (one per batch, as a streaming submit enqueues), by when and how urgently "
+        "(`BacklogRecord`): "
         "the controller plans against it; deleted by the controller once done",
     ),
     (f"{HEARTBEATS}<node>.json", "agent", "overwritten every `heartbeat_seconds` (`Heartbeat`)"),

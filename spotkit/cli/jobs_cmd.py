@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from runtime.confidence import describe, job_flags
 from runtime.engines.revision import transcriber_revision
 from runtime.errors import SpotkitError
 from runtime.fleet_status import heartbeat_max_age
 from runtime.formats import FORMATS, render
-from runtime.jobs import assemble, job_status, load_manifest
+from runtime.jobs import SubmitProgress, assemble, job_status, load_manifest
 from runtime.jobs import submit as submit_job
 from runtime.queue import open_queue
 from runtime.store import open_store
@@ -28,7 +29,33 @@ from spotkit.cli import EXIT_ERROR, EXIT_INCOMPLETE, friendly_errors, settings_f
 from spotkit.cli.params import POSITIVE
 from spotkit.cli.tables import print_table
 
-_STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploading segments"}
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class _Bar:
+    """The submit's progress on stderr, for people: bytes hashed, then bytes and media time read, and
+    segments found and enqueued (agents start on those while the rest is read)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, event: SubmitProgress) -> None:
+        if event.stage == "hash":
+            self.bar.update(self._task("hash"), completed=event.bytes_done, total=event.bytes_total)
+        elif event.stage == "read":
+            media = (f"{_clock(event.media_seconds)}/{_clock(event.media_total)}" if event.media_total
+                     else _clock(event.media_seconds))
+            self.bar.update(self._task("read"), completed=event.bytes_done, total=event.bytes_total,
+                            description=f"reading {media} · {event.segments} segments, {event.enqueued} enqueued")
+
+    def _task(self, name: str) -> TaskID:
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task("hashing" if name == "hash" else "reading", total=None)
+        return self.tasks[name]
 
 
 @click.command()
@@ -52,7 +79,11 @@ _STAGES = {"decode": "decoding", "speech": "finding speech", "upload": "uploadin
 def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: float | None,
            word_timestamps: bool | None, translate: str, priority: str | None, deadline: str | None,
            as_json: bool) -> None:
-    """Split FILE into speech segments and queue them; prints the job id.
+    """Split FILE into speech segments and queue them as they are found; prints the job id.
+
+    FILE is read in a stream (memory stays flat, a film or an hour of audio alike): agents start on
+    the first segments while the rest is read. Interrupted (Ctrl-C, a crash), the same command picks
+    up where it was: no segment is uploaded or queued twice.
 
     \b
     Examples:
@@ -70,26 +101,24 @@ def submit(ctx: click.Context, file: Path, language: str, segment_max_seconds: f
                           word_timestamps=settings.word_timestamps if word_timestamps is None else word_timestamps,
                           revision=transcriber_revision(settings, store))
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
-        tasks: dict[str, object] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(_STAGES[stage], total=total)
-            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
-
         targets = tuple(t.strip() for t in translate.split(",") if t.strip())
-        report = submit_job(file, queue, store, options, settings.segment_max_seconds, progress, targets,
+        report = submit_job(file, queue, store, options, settings.segment_max_seconds, _Bar(bar), targets,
                             settings.translator_model, priority or settings.priority,
                             settings.deadline if deadline is None else deadline)
     if as_json:
-        click.echo(json.dumps({"job": report.job, "resubmitted": report.resubmitted,
+        click.echo(json.dumps({"job": report.job, "resubmitted": report.resubmitted, "resumed": report.resumed,
                                "segments": report.segments, "duration_seconds": report.duration_seconds,
-                               "speech_seconds": report.speech_seconds}))
+                               "speech_seconds": report.speech_seconds, "enqueued": report.enqueued,
+                               "uploaded": report.uploaded, "seconds": round(time.monotonic() - started, 3)}))
         return
     click.echo(report.job)
     again = " (already submitted: cached results will be reused)" if report.resubmitted else ""
+    if report.resumed:
+        again = (f" (an interrupted submit picked up: {report.segments - report.uploaded} segments were "
+                 "already uploaded)")
     console.print(f"{report.segments} segments, {report.speech_seconds:.1f} s of speech in "
                   f"{report.duration_seconds:.1f} s ({report.silence_share:.0%} silence skipped){again}")
 
@@ -115,6 +144,11 @@ def status(ctx: click.Context, job: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "flags": [flag.as_dict() for flag in flags]}))
         return
+    if result.reading:
+        click.echo(f"still being read by `spotkit submit`: {_clock(result.read_seconds)} of the media so far; "
+                   "the counts below are of the segments found in it")
+    elif result.state == "failed":
+        click.echo(f"submit failed: {result.error}")
     print_table(f"job {job} ({result.source})",
                 ("segments", "done", "in flight", "waiting", "queued", "poisoned"),
                 [(result.total, result.done, result.in_flight, len(result.waiting), result.queued,
@@ -184,6 +218,12 @@ def fetch(ctx: click.Context, job: str, fmt: str, output: Path | None, lang: str
                    f"{result.total} segments, {failed} poisoned); the transcript is ready: "
                    f"`spotkit fetch {job}`; see `spotkit status {job}`", err=True)
         sys.exit(EXIT_INCOMPLETE)
+    if result.reading:
+        click.echo(f"error: job {job} is still being read by `spotkit submit` ({result.total} segments found so far, "
+                   f"{result.done} done); see `spotkit status {job}`", err=True)
+        sys.exit(EXIT_INCOMPLETE)
+    if result.state == "failed":
+        raise SpotkitError(f"job {job}'s submit failed: {result.error}")
     if not result.transcribed:
         click.echo(f"error: job {job} is not complete ({result.done}/{result.total} segments done, "
                    f"{len(result.poisoned)} poisoned); see `spotkit status {job}`", err=True)

@@ -30,8 +30,8 @@ def backends(tmp_path: Path) -> tuple[SqliteQueue, FileStore]:
 def test_submit_uploads_flac_segments_and_enqueues_each(backends: tuple[SqliteQueue, FileStore]) -> None:
     queue, store = backends
     stages: list[str] = []
-    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10, lambda s, d, t: stages.append(s))
-    assert {"decode", "speech", "upload"} <= set(stages)
+    report = submit(DEMO_SAMPLE, queue, store, TaskOptions(), 10, lambda event: stages.append(event.stage))
+    assert {"hash", "check", "read"} <= set(stages)
     manifest = load_manifest(store, report.job)
     assert report.segments == len(manifest.segments) == queue.approximate_count() >= 3
     assert 0.4 < report.silence_share < 0.65
