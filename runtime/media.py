@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -37,16 +38,25 @@ class Pcm:
         return self.samples.astype(np.float32) / 32768.0
 
 
-def read_media(path: Path) -> bytes:
-    """The file's bytes, or a one-line reason why there are none to read."""
+def open_media_file(path: Path) -> BinaryIO:
+    """The file, open for reading, or a one-line reason why it cannot be read."""
     try:
-        return path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise MediaError(f"{path}: is a directory, not a media file") from None
     except OSError as err:
         raise MediaError(f"{path}: cannot read ({err.strerror})") from None
+
+
+def read_media(path: Path) -> bytes:
+    """The file's bytes, or a one-line reason why there are none to read."""
+    with open_media_file(path) as handle:
+        try:
+            return handle.read()
+        except OSError as err:
+            raise MediaError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def decode_file(path: Path) -> Pcm:

@@ -25,26 +25,21 @@ import av
 import numpy as np
 
 from runtime.errors import MediaError
-from runtime.media import _TRUNCATION_RATIO, _TRUNCATION_TOLERANCE_S, SAMPLE_RATE, _declared_seconds, _reason
+from runtime.media import (
+    _TRUNCATION_RATIO,
+    _TRUNCATION_TOLERANCE_S,
+    SAMPLE_RATE,
+    _declared_seconds,
+    _reason,
+    open_media_file,
+)
 
 _BLOCK = 1 << 20
 
 
-def _open_file(path: Path) -> BinaryIO:
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise MediaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise MediaError(f"{path}: is a directory, not a media file") from None
-    except OSError as err:
-        raise MediaError(f"{path}: cannot read ({err.strerror})") from None
-    return handle
-
-
 def hash_file(path: Path, progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[str, int]:
     """(SHA-256 of the file's bytes, its size), reading 1 MiB at a time; refuses an empty file."""
-    with _open_file(path) as handle:
+    with open_media_file(path) as handle:
         size = path.stat().st_size
         if size == 0:
             raise MediaError(f"{path}: file is empty")
@@ -66,7 +61,7 @@ def _open_container(path: Path, handle: BinaryIO) -> av.container.InputContainer
 def check_media(path: Path) -> float:
     """The seconds of audio the container declares (0 when it declares none), after demuxing every
     audio packet to make sure they are there; `MediaError` for a file no submit should start on."""
-    with _open_file(path) as handle, _open_container(path, handle) as container:
+    with open_media_file(path) as handle, _open_container(path, handle) as container:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio stream")
         stream = container.streams.audio[0]
@@ -92,7 +87,7 @@ def check_media(path: Path) -> float:
 def stream_pcm(path: Path, chunk_seconds: float = 10.0) -> Iterator[tuple[np.ndarray, int]]:
     """16 kHz mono int16 chunks of about *chunk_seconds*, each with the bytes of the file read so far."""
     target = int(chunk_seconds * SAMPLE_RATE)
-    with _open_file(path) as handle, _open_container(path, handle) as container:
+    with open_media_file(path) as handle, _open_container(path, handle) as container:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio stream")
         stream = container.streams.audio[0]
