@@ -26,10 +26,6 @@ from runtime.work import BadResult, TranscriptResult
 log = logging.getLogger("spotkit.cache")
 
 
-def verified(data: bytes, where: str) -> bytes | None:
-    return data if parsed(data, where) is not None else None
-
-
 def parsed(data: bytes, where: str) -> TranscriptResult | None:
     try:
         return TranscriptResult.from_bytes(data, where)
