@@ -7,6 +7,7 @@ job, backend failure); 2 a usage error; 3 ``fetch`` of a job that is not complet
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -53,7 +54,38 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Each command's module, imported only when that command runs (or `--help` lists them all): the
+# agent's engines, paramiko and the report's pyarrow stay out of `spotkit status`'s start-up.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "submit": ("jobs_cmd", "submit"), "status": ("jobs_cmd", "status"), "fetch": ("jobs_cmd", "fetch"),
+    "agent": ("agent_cmd", "agent"), "demo": ("demo_cmd", "demo"), "local": ("local_cmd", "local"),
+    "node": ("node_cmd", "node"), "evictions": ("node_cmd", "evictions"),
+    "simulate": ("simulate_cmd", "simulate"), "breakeven": ("breakeven_cmd", "breakeven"),
+    "controller": ("controller_cmd", "controller"), "models": ("models_cmd", "models_group"),
+    "report": ("report_cmd", "report"), "queue": ("queue_cmd", "queue"), "fleet": ("fleet_cmd", "fleet"),
+    "doctor": ("doctor_cmd", "doctor"), "subtitles": ("subtitles_cmd", "subtitles"),
+    "usage": ("usage_cmd", "usage"), "serve": ("serve_cmd", "serve"), "keys": ("serve_cmd", "keys"),
+    "jobs": ("retention_cmd", "jobs"),
+}
+
+
+class _LazyCommands(click.Group):
+    """`main`'s subcommands from COMMANDS, each module imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"spotkit.cli.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyCommands,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="spotkit")
 @click.option("--home", type=click.Path(), help="State directory for the embedded backends "
               "(default ~/.local/share/spotkit; env SPOTKIT_HOME).")
@@ -106,36 +138,3 @@ def _progress_lines(verbose: bool) -> None:
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         progress.addHandler(handler)
-
-
-def _register() -> None:
-    from spotkit.cli import (
-        agent_cmd,
-        breakeven_cmd,
-        controller_cmd,
-        demo_cmd,
-        doctor_cmd,
-        fleet_cmd,
-        jobs_cmd,
-        local_cmd,
-        models_cmd,
-        node_cmd,
-        queue_cmd,
-        report_cmd,
-        retention_cmd,
-        serve_cmd,
-        simulate_cmd,
-        subtitles_cmd,
-        usage_cmd,
-    )
-
-    for command in (jobs_cmd.submit, jobs_cmd.status, jobs_cmd.fetch, agent_cmd.agent, demo_cmd.demo,
-                    local_cmd.local, node_cmd.node, node_cmd.evictions, simulate_cmd.simulate,
-                    breakeven_cmd.breakeven, controller_cmd.controller, models_cmd.models_group,
-                    report_cmd.report, queue_cmd.queue, fleet_cmd.fleet, doctor_cmd.doctor,
-                    subtitles_cmd.subtitles, usage_cmd.usage, serve_cmd.serve, serve_cmd.keys,
-                    retention_cmd.jobs):
-        main.add_command(command)
-
-
-_register()

@@ -173,7 +173,6 @@ def test_importing_the_command_does_not_import_matplotlib() -> None:
     assert done.stdout.strip() == "False", done.stderr
 
 
-@pytest.mark.skipif("breakeven" not in main.commands, reason="not registered in spotkit/cli/__init__.py yet")
 def test_as_a_real_process(tmp_path: Path) -> None:
     done = spotkit(tmp_path, "breakeven", *CORE, "--json")
     assert done.returncode == 0, done.stderr

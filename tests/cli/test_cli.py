@@ -145,7 +145,12 @@ def test_the_readme_lists_every_command_and_every_command_has_examples() -> None
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing, bare = [], []
-    for name, command in main.commands.items():
+    ctx = click.Context(main)
+    names = main.list_commands(ctx)
+    assert "submit" in names and "report" in names
+    for name in names:
+        command = main.get_command(ctx, name)
+        assert command is not None, name
         if f"spotkit {name}" not in readme:
             missing.append(name)
         groups = command.commands.items() if isinstance(command, click.Group) else []
@@ -172,3 +177,14 @@ def test_the_agent_says_one_line_per_batch_and_more_with_v(tmp_path: Path) -> No
     assert "event=cache-hit" in told and "event=idle-exit" in told
     assert re.search(r"INFO spotkit.progress batch: \d+ segments, .* 0 transcribed in 0.00 s engine, [12] cache hits",
                      told), told
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`spotkit status` starts without the agent's engines, paramiko or the gateway: every test and
+    every operator's shell pays the start-up, so the group imports a command's module when it runs."""
+    probe = ("import sys, spotkit.cli as c, click; c.main.get_command(click.Context(c.main), 'status'); "
+             "print(sorted(m for m in sys.modules if m.startswith('spotkit.cli.') or m in "
+             "('paramiko', 'fastapi', 'faster_whisper', 'pyarrow')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['spotkit.cli.jobs_cmd', 'spotkit.cli.params', 'spotkit.cli.tables']"
