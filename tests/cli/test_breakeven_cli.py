@@ -13,7 +13,6 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotkit.cli import main
 from spotkit.cli.breakeven_cmd import breakeven
 from tests.cli.test_cli import spotkit
 
