@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
@@ -29,18 +30,31 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+MAX_RETENTION_DAYS = 3650.0
+
+
+def check_retention(days: float) -> float:
+    """A media retention in days: 0 keeps media until `jobs delete`; NaN, negative or past ten years is
+    refused (a typo would otherwise delete media at once, or never)."""
+    if not (math.isfinite(days) and 0 <= days <= MAX_RETENTION_DAYS):
+        raise SpotkitError(f"--media-retention-days {days:g}: use 0 (keep until `spotkit jobs delete`) or a "
+                           f"number of days up to {MAX_RETENTION_DAYS:g}, e.g. 30")
+    return float(days)
+
+
 def create_key(store: ObjectStore, name: str, rate_per_minute: int = 60, max_upload_mb: float = 25.0,
-               now: float | None = None) -> tuple[ApiKey, str]:
+               now: float | None = None, media_retention_days: float = 0.0) -> tuple[ApiKey, str]:
     """A new key for *name* (a team or an application): its record, and its text, shown only now."""
     if not _NAME.match(name):
         raise SpotkitError(f"key name {name!r}: use 1-63 letters, digits, '.', '_' or '-' (e.g. team-search)")
     if rate_per_minute < 1:
         raise SpotkitError(f"--rate-per-minute {rate_per_minute}: must be at least 1")
+    check_retention(media_retention_days)
     if not 0 < max_upload_mb <= 4096:
         raise SpotkitError(f"--max-upload-mb {max_upload_mb:g}: must be more than 0 and at most 4096")
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     record = ApiKey(key_id, name, _digest(secret), time.time() if now is None else now,
-                    rate_per_minute, float(max_upload_mb))
+                    rate_per_minute, float(max_upload_mb), media_retention_days=float(media_retention_days))
     if not store.put_if_absent(api_key_key(key_id), dump(record)):
         raise SpotkitError("a key with that id exists already (a one in 2^48 draw); run the command again")
     return record, f"{PREFIX}{key_id}-{secret}"
@@ -65,6 +79,13 @@ def revoke_key(store: ObjectStore, key_id: str, now: float | None = None) -> Api
     if not record.revoked_at:
         record = replace(record, revoked_at=time.time() if now is None else now)
         store.put(api_key_key(key_id), dump(record))
+    return record
+
+
+def set_retention(store: ObjectStore, key_id: str, media_retention_days: float) -> ApiKey:
+    """Change a key's media retention; it applies to the jobs the key already sent, from their submission."""
+    record = replace(get_key(store, key_id), media_retention_days=check_retention(media_retention_days))
+    store.put(api_key_key(key_id), dump(record))
     return record
 
 

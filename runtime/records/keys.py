@@ -34,6 +34,8 @@ HOST_KEYS = "hostkeys/"
 GATEWAY = "gateway/"
 GATEWAY_KEYS = f"{GATEWAY}keys/"
 GATEWAY_REQUESTS = f"{GATEWAY}requests/"
+GATEWAY_OWNERS = f"{GATEWAY}owners/"
+MEDIA_EXPIRED = f"{GATEWAY}media-expired/"
 
 # (key pattern, written by, how): the store-layout table of docs/runtime.md.
 LAYOUT: tuple[tuple[str, str, str], ...] = (
@@ -124,9 +126,15 @@ LAYOUT: tuple[tuple[str, str, str], ...] = (
         "a gateway API key: its SHA-256 only, never the secret, and its limits (`ApiKey`)",
     ),
     (
-        f"{GATEWAY}owners/<job>/<key id>.json",
+        f"{GATEWAY_OWNERS}<job>/<key id>.json",
         "`spotkit serve`",
         "write-if-absent: this key submitted this job, so it may read it (`JobOwner`)",
+    ),
+    (
+        f"{MEDIA_EXPIRED}<job>.json",
+        "controller (`spotkit jobs expire`)",
+        "write-if-absent: the job's segment audio was deleted under its keys' media retention; its results "
+        "are kept (`MediaExpired`)",
     ),
     (
         f"{GATEWAY}media/<sha256 of upload and options>.json",
@@ -289,7 +297,11 @@ def api_key_key(key_id: str) -> str:
 
 
 def job_owners_prefix(job: str) -> str:
-    return f"{GATEWAY}owners/{job}/"
+    return f"{GATEWAY_OWNERS}{job}/"
+
+
+def media_expired_key(job: str) -> str:
+    return f"{MEDIA_EXPIRED}{job}.json"
 
 
 def job_owner_key(job: str, key_id: str) -> str:

@@ -313,6 +313,20 @@ class ApiKey:
     rate_per_minute: int = 60  # requests, per gateway instance
     max_upload_mb: float = 25.0  # the largest upload this key may send (OpenAI's own limit is 25 MB)
     revoked_at: float = 0.0  # 0: valid
+    media_retention_days: float = 0.0  # > 0: its jobs' segment audio is deleted that long after submission
+    v: int = 1
+
+
+@dataclass(frozen=True)
+class MediaExpired:
+    """A job's segment audio was deleted under its keys' media retention (`runtime.retention`); its
+    transcripts and translations are kept, so it still answers `fetch` and the gateway's cache."""
+
+    job: str
+    at: float
+    key_ids: list[str]  # the keys whose retention it fell under (every key that submitted it)
+    segments_deleted: int
+    segments_kept: int  # still referenced by a job whose media is kept
     v: int = 1
 
 

@@ -29,7 +29,7 @@ from spotkit.cli.tables import print_table
 from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.backends import open_slots
-from spotkit.controller.compaction import DailyCompactor
+from spotkit.controller.compaction import DailyCompactor, MediaExpiry
 from spotkit.controller.eviction_alerts import EvictionAlerts
 from spotkit.controller.loop import Controller, ControllerSettings
 from spotkit.controller.measure import InputReader
@@ -91,9 +91,10 @@ def _options(fn: F) -> F:
 def _build(settings: Settings, backend: str | None, subscription: str | None, resource_group: str | None,
            slots: str | None, deadline_hours: float, vm_size: str, region: str, prices: str, api_model: str,
            window_days: int, api_workers: int, api_budget_usd: float | None, budget_override: bool, min_running: int,
-           compact: bool = False, **overrides: float | None) -> Controller:
-    """The controller the flags describe; *compact*: it also rolls up past days' usage (`run` does, in
-    the background; a one-shot `once` does not, since it exits before a large day would be done)."""
+           daily: bool = False, **overrides: float | None) -> Controller:
+    """The controller the flags describe; *daily*: it also keeps the daily duties, usage compaction and
+    media retention (`run` does, in the background; a one-shot `once` does not, since it exits before a
+    large day would be done)."""
     slot_backend = open_slots(settings.home, backend, subscription, resource_group, slots)
     max_slots = len(slot_backend.vm_names) if isinstance(slot_backend, AzureSlots) else len(slot_backend.list_slots())
     store = open_store(settings.store)
@@ -118,7 +119,7 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
                       eviction_alerts=EvictionAlerts(store, alerter, StormPolicy(
                           settings.eviction_storm_count, settings.eviction_storm_minutes * 60),
                           digest=settings.eviction_alerts == "digest"),
-                      compactor=DailyCompactor(store, time.time) if compact else None)
+                      daily=[DailyCompactor(store, time.time), MediaExpiry(store)] if daily else [])
 
 
 @click.group()
@@ -181,7 +182,7 @@ def run(ctx: click.Context, /, interval: float, **options: Any) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     click.echo(f"controller running (pid {os.getpid()}), every {interval:.0f} s; audit log in the store")
-    _build(settings_from(ctx), compact=True, **options).run(interval, stop)
+    _build(settings_from(ctx), daily=True, **options).run(interval, stop)
 
 
 SOURCE_MARKS = {"measured": "m", "price-book": "b", "flag": "f", "prior": "p"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from runtime.gateway.apikeys import create_key, list_keys, revoke_key
+from runtime.gateway.apikeys import create_key, list_keys, revoke_key, set_retention
 from runtime.store import open_store
 from spotkit.cli import friendly_errors, settings_from
 from spotkit.cli.params import POSITIVE
@@ -71,7 +71,9 @@ def keys() -> None:
     \b
     Examples:
       spotkit keys create team-search --rate-per-minute 120 --max-upload-mb 25
+      spotkit keys create team-legal --media-retention-days 30
       spotkit keys list --json
+      spotkit keys retention 3f9a0c1d2e4b 7
       spotkit keys revoke 3f9a0c1d2e4b
     """
 
@@ -84,10 +86,14 @@ def _when(ts: float) -> str:
 @click.argument("name")
 @click.option("--rate-per-minute", type=int, default=60, show_default=True, help="Requests a minute, per instance.")
 @click.option("--max-upload-mb", type=float, default=25.0, show_default=True, help="Largest upload this key may send.")
+@click.option("--media-retention-days", type=float, default=0.0, show_default=True,
+              help="Delete its jobs' audio this many days after submission, keeping the transcripts "
+              "(0: keep until `spotkit jobs delete`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
 @click.pass_context
 @friendly_errors
-def create(ctx: click.Context, name: str, rate_per_minute: int, max_upload_mb: float, as_json: bool) -> None:
+def create(ctx: click.Context, name: str, rate_per_minute: int, max_upload_mb: float, media_retention_days: float,
+           as_json: bool) -> None:
     """Issue a key for NAME (a team or an application); the key is printed once, only its hash is kept.
 
     \b
@@ -97,10 +103,11 @@ def create(ctx: click.Context, name: str, rate_per_minute: int, max_upload_mb: f
     """
     store = open_store(settings_from(ctx).store)
     store.ensure()
-    record, text = create_key(store, name, rate_per_minute, max_upload_mb)
+    record, text = create_key(store, name, rate_per_minute, max_upload_mb, media_retention_days=media_retention_days)
     if as_json:
         click.echo(json.dumps({"key": text, "id": record.id, "name": record.name,
-                               "rate_per_minute": record.rate_per_minute, "max_upload_mb": record.max_upload_mb}))
+                               "rate_per_minute": record.rate_per_minute, "max_upload_mb": record.max_upload_mb,
+                               "media_retention_days": record.media_retention_days}))
         return
     click.echo(text)
     click.echo(f"key {record.id} for {name}: keep it now, it is not shown again", err=True)
@@ -121,12 +128,35 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     found = list_keys(open_store(settings_from(ctx).store))
     if as_json:
         click.echo(json.dumps([{"id": k.id, "name": k.name, "rate_per_minute": k.rate_per_minute,
-                                "max_upload_mb": k.max_upload_mb, "created_at": k.created_at,
-                                "revoked_at": k.revoked_at} for k in found]))
+                                "max_upload_mb": k.max_upload_mb, "media_retention_days": k.media_retention_days,
+                                "created_at": k.created_at, "revoked_at": k.revoked_at} for k in found]))
         return
-    print_table("gateway keys", ("id", "name", "rate/min", "max MB", "created", "revoked"),
-                [(k.id, k.name, k.rate_per_minute, f"{k.max_upload_mb:g}", _when(k.created_at), _when(k.revoked_at))
-                 for k in found])
+    print_table("gateway keys", ("id", "name", "rate/min", "max MB", "media kept", "created", "revoked"),
+                [(k.id, k.name, k.rate_per_minute, f"{k.max_upload_mb:g}", _kept(k.media_retention_days),
+                  _when(k.created_at), _when(k.revoked_at)) for k in found])
+
+
+def _kept(days: float) -> str:
+    return f"{days:g} days" if days else "until deleted"
+
+
+@keys.command("retention")
+@click.argument("key_id")
+@click.argument("days", type=float)
+@click.pass_context
+@friendly_errors
+def retention(ctx: click.Context, key_id: str, days: float) -> None:
+    """Set KEY_ID's media retention to DAYS (0: keep until deleted). It counts from each job's
+    submission, for the jobs the key already sent too; the controller deletes the audio daily, or
+    `spotkit jobs expire` now.
+
+    \b
+    Examples:
+      spotkit keys retention 3f9a0c1d2e4b 30
+      spotkit keys retention 3f9a0c1d2e4b 0
+    """
+    record = set_retention(open_store(settings_from(ctx).store), key_id, days)
+    click.echo(f"key {record.id} ({record.name}): media kept {_kept(record.media_retention_days)}")
 
 
 @keys.command("revoke")

@@ -53,7 +53,7 @@ from runtime.records import (
 )
 from runtime.store.base import ObjectStore
 from spotkit.controller.api_path import ApiPath, move
-from spotkit.controller.compaction import DailyCompactor
+from spotkit.controller.daily import DailyDuty
 from spotkit.controller.eviction_alerts import EvictionAlerts
 from spotkit.controller.measure import month_usage
 from spotkit.controller.slots import AllocationFailed, SlotBackend, SlotError
@@ -87,7 +87,7 @@ class Controller:
     # The spot price of a slot size given the primary size's (`InputReader.spot_price_of`); None: one price.
     size_price: Callable[[str, Sourced], Sourced] | None = None
     eviction_alerts: EvictionAlerts | None = None  # fleet-wide: storms, and the daily digest
-    compactor: DailyCompactor | None = None  # rolls up past days' usage, so the budget reads stay cheap
+    daily: list[DailyDuty] = field(default_factory=list)  # usage compaction, media retention (`controller run`)
     _backlog_seen: dict[str, BacklogRecord] = field(default_factory=dict, repr=False)  # immutable: read once
     _power: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # slot -> (state, day) recorded
 
@@ -141,8 +141,8 @@ class Controller:
             actions += routed
             observed.update(api_queue_depth=backlog, api_workers=workers)
         actions += [{"action": "alert", "alert": alert} for alert in alerted]
-        if self.compactor is not None:
-            actions += self.compactor.tick(now)
+        for duty in self.daily:
+            actions += duty.tick(now)
         entry = AuditRecord(now, observed, decision.desired, routing, decision.reason, actions,
                             inputs=inputs.as_dict(), break_even=inputs.break_even(), budget=budget.as_dict())
         self._audit(entry)

@@ -42,8 +42,26 @@ def test_create_list_revoke(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [("keys", "create", "team search"), ("keys", "create", "t", "--rate-per-minute", "0"),
                                   ("keys", "revoke", "nope"), ("keys", "revoke", "0123456789ab"),
-                                  ("jobs", "delete", "nope"), ("jobs", "delete", "0123456789abcdef01234567")])
+                                  ("jobs", "delete", "nope"), ("jobs", "delete", "0123456789abcdef01234567"),
+                                  ("keys", "create", "t", "--media-retention-days", "nan"),
+                                  ("keys", "create", "t", "--media-retention-days", "-3"),
+                                  ("keys", "retention", "0123456789ab", "7"), ("keys", "retention", "nope", "7")])
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), *args], env={})
     assert isinstance(result.exception, SystemExit) and result.exit_code == 1
     assert result.output.startswith("error: ") and len(result.output.splitlines()) == 1
+
+
+def test_media_retention_is_set_shown_and_applied_by_jobs_expire(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    created = json.loads(spotkit(home, "keys", "create", "team-legal", "--media-retention-days", "30",
+                                 "--json").stdout)
+    assert created["media_retention_days"] == 30
+    assert "30 days" in spotkit(home, "keys", "list").stdout
+    changed = spotkit(home, "keys", "retention", created["id"], "0")
+    assert changed.returncode == 0 and "until deleted" in changed.stdout
+    assert json.loads(spotkit(home, "keys", "list", "--json").stdout)[0]["media_retention_days"] == 0
+    refused = spotkit(home, "keys", "retention", created["id"], "1e9")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: --media-retention-days")
+    dry = spotkit(home, "jobs", "expire", "--dry-run")
+    assert dry.returncode == 0 and "0 jobs past their media retention (dry run)" in dry.stderr

@@ -1,5 +1,5 @@
 """The drain sequence end to end, with a real agent process (tiny.en on CPU) and the local metadata
-service: a Preempt with 30 s of notice while a batch is in the engine must end in this order —
+service: a Preempt with two minutes of notice while a batch is in the engine must end in this order —
 final heartbeat ``drained``, eviction record, alert, acknowledgement — and only then the process
 exits 0. The same when SIGTERM arrives during that drain, and a drained node stays ``drained`` on
 the on-call view until it stops."""
@@ -58,10 +58,11 @@ def imds() -> Iterator[MetadataServer]:
 
 
 def node_settings(home: Path, imds: MetadataServer, hook: MetadataServer) -> Settings:
-    # One batch of eight real segments on one thread: it is in the engine for seconds, the notice is 30 s.
+    # One batch of four real segments on one thread: it is in the engine for seconds (tens of seconds on a
+    # loaded CI machine), the notice is two minutes — the drain waits for the batch, never for the notice.
     return load_settings(env={}, home=home, node_name=NODE, scheduled_events="on",
                          imds_endpoint=imds.vm_endpoint(NODE), imds_poll_seconds=0.2, heartbeat_seconds=0.3,
-                         batch_size=8, cpu_threads=1, lease_seconds=120, alert_webhook=f"{hook.url}/admin/hook")
+                         batch_size=4, cpu_threads=1, lease_seconds=120, alert_webhook=f"{hook.url}/admin/hook")
 
 
 def submit_work(settings: Settings, tmp_path: Path) -> None:
@@ -91,17 +92,17 @@ def test_preempt_drain_sequence_then_exit(tmp_path: Path, imds: MetadataServer, 
         agent = start_agent(settings, NODE, *(["--exit-when-drained"] if how == "exit-when-drained" else []))
         log = settings.home / "logs" / f"{NODE}.log"
         wait_for(lambda: in_engine(store), 120, "a batch in the engine")
-        event = imds.state.add_event("Preempt", [NODE], notice_seconds=30)
+        event = imds.state.add_event("Preempt", [NODE], notice_seconds=120)
         if how == "sigterm-during-drain":
             wait_for(lambda: heartbeat_state(store) == "draining", 10, "the drain to begin")
             agent.send_signal(signal.SIGTERM)  # a first SIGTERM waits for the sequence; it does not cut it
         if how == "drained-until-stopped":
-            wait_for(lambda: event.acknowledged_at is not None, 40, "the acknowledgement")
+            wait_for(lambda: event.acknowledged_at is not None, 150, "the acknowledgement")
             time.sleep(1.0)  # several heartbeats later the node still says so
             assert [n["state"] for n in list_nodes(store) if n["node"] == NODE] == ["drained"]
             assert agent.poll() is None  # stays drained, serving metrics, until told to stop
             agent.send_signal(signal.SIGTERM)
-        assert agent.wait(60) == 0, log.read_text()
+        assert agent.wait(150) == 0, log.read_text()
         exited = time.time()
     finally:
         hook.stop()
