@@ -10,6 +10,7 @@ the roles its job needs, scoped as narrowly as Azure allows.
 | controller | Virtual Machine Contributor          | resource group  |
 | controller | Storage Queue Data Reader            | storage account |
 | controller | Storage Blob Data Contributor        | storage account |
+| controller | Key Vault Secrets User               | key vault       |
 | both       | Cognitive Services OpenAI User       | the Azure OpenAI resource (only when one is configured) |
 
 "Cognitive Services OpenAI User" lets an identity call deployments (inference) and nothing else: it
@@ -74,6 +75,8 @@ class Identity(pulumi.ComponentResource):
             grant("controller", controller, "vm-contributor", args.resource_group_id),
             grant("controller", controller, "queue-reader", args.storage_account_id),
             grant("controller", controller, "blob-contributor", args.storage_account_id),
+            # fetch-secrets (alert webhook, API keys) and the gateway's TLS certificate, at boot.
+            grant("controller", controller, "kv-secrets-user", args.key_vault_id),
         ]
         if args.azure_openai_resource_id:
             self.assignments += [grant(who, principal, "openai-user", args.azure_openai_resource_id)

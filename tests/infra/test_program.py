@@ -115,7 +115,7 @@ def test_storage_is_identity_only_and_private(env: tuple[CapturingMocks, dict[st
 def test_role_assignments_no_wider_than_the_resource_group(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
     mocks, _ = env
     assignments = mocks.of_type("authorization:RoleAssignment")
-    assert len(assignments) == 7
+    assert len(assignments) == 8
     rg_scope = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/azure-native:resources:ResourceGroup/"
     for assignment in assignments:
         scope = assignment.props["scope"]
@@ -128,6 +128,16 @@ def test_role_assignments_no_wider_than_the_resource_group(env: tuple[CapturingM
     node_scopes = {a.props["scope"].rsplit("/", 1)[1] for a in assignments
                    if a.props["principalId"] == "principal-spotkit-dev-id-nodes"}
     assert node_scopes == {"spotkitdevst", "spotkit-dev-kv"}  # the account and the vault
+
+
+def test_every_host_that_fetches_secrets_may_read_them(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
+    """The controller's cloud-init runs fetch-secrets (alert webhook, API keys) and the gateway's TLS
+    certificate with its own identity: without Key Vault Secrets User on the vault it reads nothing."""
+    mocks, _ = env
+    secrets_user = "4633458b-17de-408a-b874-0445c86b69e6"
+    readers = {a.props["principalId"] for a in mocks.of_type("authorization:RoleAssignment")
+               if a.props["roleDefinitionId"].endswith(secrets_user) and a.props["scope"].endswith("/spotkit-dev-kv")}
+    assert readers == {"principal-spotkit-dev-id-nodes", "principal-spotkit-dev-id-controller"}
 
 
 def test_alert_wired_to_the_action_group(env: tuple[CapturingMocks, dict[str, Any]]) -> None:
