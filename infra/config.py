@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra import names
+from infra.gateway_config import GatewayConfig, GatewayConfigError, parse_gateway
 
 NAMESPACE = "spotkit"
 # T4 sizes (NCasT4_v3) — the only family the node image and the memory planner are built for.
@@ -67,7 +68,7 @@ class StackConfig:
     api_budget_usd: float | None = None
     api_model: str = "whisper-1"
     runbook_base_url: str = ""  # where the alerts' runbook links point; "" = the deployed version's docs
-    gateway_port: int = 0  # > 0: `spotkit serve` on the controller VM on this port, for the VNet (docs/gateway.md)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)  # `spotkit serve` on the controller VM
     # Secret values (pulumi.Output[str] when given); never rendered into custom data.
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -261,6 +262,10 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if gateway_port and not 1024 <= gateway_port <= 65535:
         raise StackConfigError(f"{NAMESPACE}:gatewayPort = {gateway_port} must be 0 (no gateway) or a port from "
                                f"1024 to 65535 (the service runs unprivileged) {_fix('gatewayPort', '8080')}")
+    try:
+        gateway = parse_gateway(raw, gateway_port)
+    except GatewayConfigError as err:
+        raise StackConfigError(str(err)) from None
     return StackConfig(
         location=location, admin_ssh_public_key=ssh_key, operator_cidr=str(network),
         tags={str(k): str(v) for k, v in tags.items()}, name_prefix=prefix, vm_size=vm_size,
@@ -271,7 +276,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
         azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
         api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model, runbook_base_url=runbooks,
-        gateway_port=gateway_port, secrets=dict(secrets or {}),
+        gateway=gateway, secrets=dict(secrets or {}),
     )
 
 
@@ -300,10 +305,12 @@ def load_stack_config() -> StackConfig:
             "dataDiskSizeGb", "dataDiskSku", "models", "translatorProvider", "alertEmails",
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
             "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
-            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl", "gatewayPort")
+            "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl", "gatewayPort",
+            "gatewayTlsCertificate", "gatewayPublic", "gatewayAllowedCidrs")
     raw: dict[str, Any] = {}
     for key in keys:
-        value = config.get_object(key) if key in ("fallbackSizes", "models", "alertEmails", "tags") else config.get(key)
+        listed = ("fallbackSizes", "models", "alertEmails", "tags", "gatewayAllowedCidrs")
+        value = config.get_object(key) if key in listed else config.get(key)
         if value is not None:
             raw[key] = value
     secrets: dict[str, Any] = {}

@@ -109,8 +109,11 @@ class ControllerBootConfig:
     azure_openai_api_version: str = "2024-10-21"
     runbook_base_url: str = ""
     gateway_port: int = 0  # > 0: `spotkit serve` on this port beside the controller (docs/gateway.md)
+    gateway_tls_certificate: str = ""  # a Key Vault certificate: fetch-tls writes it, the gateway serves HTTPS
 
 
+_KV_OBJECT = re.compile(r"[0-9A-Za-z-]+")
+GATEWAY_TLS_FILE = "/etc/spotkit/tls/gateway.pem"  # fetch-tls writes it (root, group spotkit-svc, 0640)
 _RUNBOOKS = re.compile(r"https://[A-Za-z0-9._~:/?#@!&*+,;=%-]+")
 
 
@@ -302,6 +305,15 @@ def render_controller_cloud_config(cfg: ControllerBootConfig) -> str:
     gateway_port = _port("ControllerBootConfig.gateway_port", cfg.gateway_port, 0, 65535)
     if gateway_port:
         env["SPOTKIT_GATEWAY_PORT"] = str(gateway_port)
+    if cfg.gateway_tls_certificate:
+        if not gateway_port:
+            raise _fail("ControllerBootConfig.gateway_tls_certificate", cfg.gateway_tls_certificate,
+                        "needs gateway_port")
+        env["SPOTKIT_GATEWAY_TLS_SECRET"] = _match("ControllerBootConfig.gateway_tls_certificate",
+                                                   cfg.gateway_tls_certificate, _KV_OBJECT,
+                                                   "must be a Key Vault certificate name", 127)
+        # One PEM, the private key and the chain, as Key Vault returns a PEM certificate's secret.
+        env["SPOTKIT_GATEWAY_TLS_CERT"] = env["SPOTKIT_GATEWAY_TLS_KEY"] = GATEWAY_TLS_FILE
     text = _render("controller/cloud-config.yaml", {
         "controller_env": _block(_env_file(env)),
         "controller_unit": _block(_render("controller/spotkit-controller.service", {})),

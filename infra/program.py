@@ -9,6 +9,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from infra import names
+from infra.components.gateway import Gateway, GatewayArgs
 from infra.components.gpu_pool import GpuPool, GpuPoolArgs, slot_specs
 from infra.components.hosts import Hosts, HostsArgs
 from infra.components.identity import Identity, IdentityArgs
@@ -25,6 +26,7 @@ from infra.custom_data import (
     render_controller_cloud_config,
     render_node_cloud_config,
 )
+from infra.gateway_config import GatewayConfig
 
 
 def build(cfg: StackConfig) -> dict[str, Any]:
@@ -32,7 +34,9 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     prefix, tags, loc = cfg.name_prefix, cfg.tags, cfg.location
     client = authorization.get_client_config_output()
     group = resources.ResourceGroup(f"{prefix}-rg", location=loc, tags=tags)
-    net = Network(f"{prefix}-net", NetworkArgs(group.name, loc, cfg.vnet_cidr, cfg.operator_cidr, tags))
+    gw = cfg.gateway
+    net = Network(f"{prefix}-net", NetworkArgs(group.name, loc, cfg.vnet_cidr, cfg.operator_cidr, tags,
+                                               gw.allowed_cidrs, gw.port))
     fleet_subnets: list[pulumi.Input[str]] = [net.gpu_subnet_id, net.controller_subnet_id]
     store = Storage(f"{prefix}-store", StorageArgs(group.name, loc, tags, fleet_subnets, cfg.operator_cidr,
                                                    cfg.segment_retention_days, names.storage_account(prefix)))
@@ -69,10 +73,12 @@ def build(cfg: StackConfig) -> dict[str, Any]:
             api_model=cfg.api_model, model=cfg.models[0], min_running=cfg.min_running,
             azure_openai_endpoint=cfg.azure_openai_endpoint,
             azure_openai_api_version=cfg.azure_openai_api_version, runbook_base_url=cfg.runbook_base_url,
-            gateway_port=cfg.gateway_port))))
+            gateway_port=gw.port, gateway_tls_certificate=gw.tls_certificate))))
+    front = Gateway(f"{prefix}-gateway", GatewayArgs(group.name, loc, tags, prefix, client.subscription_id,
+                                                      net.controller_subnet_id, gw)) if gw.port else None
     hosts = Hosts(f"{prefix}-hosts", HostsArgs(
         group.name, loc, tags, prefix, net.controller_subnet_id, net.jump_subnet_id, ids.controller_identity_id,
-        controller_data, cfg.admin_ssh_public_key))
+        controller_data, cfg.admin_ssh_public_key, front.backend_pool_id if front else None))
     alerts = Monitoring(f"{prefix}-monitoring", MonitoringArgs(
         group.name, group.id, tags, cfg.alert_emails, cfg.secrets.get("alertWebhook"),
         eviction_runbook(cfg.runbook_base_url)))
@@ -94,4 +100,12 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         # `spotkit node ssh|exec` read these two (SPOTKIT_SLOT_ADDRESSES, SPOTKIT_JUMP_HOST).
         "slot_addresses": pool.slot_addresses,
         "jump_host": hosts.jump_public_ip.apply(lambda ip: f"{ADMIN_USER}@{ip}:22"),
+        # What applications set as OPENAI_BASE_URL ("" without a gateway); https takes the certificate's name.
+        "gateway_url": front.address.apply(lambda a: gateway_url(gw, a)) if front else "",
     }
+
+
+def gateway_url(gw: GatewayConfig, address: str) -> str:
+    scheme = "https" if gw.tls_certificate else "http"
+    port = "" if gw.frontend_port == 443 and gw.tls_certificate else f":{gw.frontend_port}"
+    return f"{scheme}://{address}{port}/v1"

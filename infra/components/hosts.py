@@ -29,6 +29,7 @@ class HostsArgs:
     controller_identity_id: pulumi.Input[str]
     controller_custom_data: pulumi.Input[str]
     admin_ssh_public_key: str
+    gateway_pool_id: pulumi.Input[str] | None = None  # the gateway load balancer's pool, when there is one
 
 
 class Hosts(pulumi.ComponentResource):
@@ -38,7 +39,8 @@ class Hosts(pulumi.ComponentResource):
         controller = make_vm(f"{name}-controller", VmSpec(
             vm_name=f"{args.name_prefix}-controller", size=CONTROLLER_SIZE, subnet_id=args.controller_subnet_id,
             admin_ssh_public_key=args.admin_ssh_public_key, tags=args.tags, role="controller",
-            custom_data=args.controller_custom_data, identity_id=args.controller_identity_id), rg, loc, self).vm
+            custom_data=args.controller_custom_data, identity_id=args.controller_identity_id,
+            backend_pool_id=args.gateway_pool_id), rg, loc, self).vm
         jump_ip = network.PublicIPAddress(
             f"{name}-jump-ip", resource_group_name=rg, location=loc, tags={**args.tags, "spotkit-role": "jump-host"},
             sku=network.PublicIPAddressSkuArgs(name="Standard"), public_ip_allocation_method="Static",

@@ -20,6 +20,9 @@ class NetworkArgs:
     cidr: str
     operator_cidr: str
     tags: dict[str, str]
+    # A public gateway's callers: allowed on its port into the controller subnet (nothing else is).
+    gateway_callers: tuple[str, ...] = ()
+    gateway_port: int = 0
 
 
 def _rule(name: str, priority: int, access: str, source: str, port: str = "*",
@@ -42,13 +45,17 @@ class Network(pulumi.ComponentResource):
             ipaddress.ip_network(args.cidr).subnets(new_prefix=24))[:3])
         rg, loc, tags = args.resource_group_name, args.location, args.tags
 
-        def private_nsg(label: str) -> network.NetworkSecurityGroup:
+        def private_nsg(label: str, extra: list[network.SecurityRuleArgs]) -> network.NetworkSecurityGroup:
+            # Tagged as the public gateway's opt-in when it admits callers (the policy pack checks it).
+            opted = {"spotkit-public-gateway": "true"} if extra else {}
             return network.NetworkSecurityGroup(
-                f"{name}-{label}-nsg", resource_group_name=rg, location=loc, tags=tags, opts=child,
-                security_rules=[_rule("ssh-from-jump-subnet", 100, "Allow", jump_cidr, "22", "Tcp"),
+                f"{name}-{label}-nsg", resource_group_name=rg, location=loc, tags={**tags, **opted}, opts=child,
+                security_rules=[_rule("ssh-from-jump-subnet", 100, "Allow", jump_cidr, "22", "Tcp"), *extra,
                                 _rule("deny-internet-inbound", 4000, "Deny", "Internet")])
 
-        gpu_nsg, controller_nsg = private_nsg("gpu"), private_nsg("controller")
+        callers = [_rule(f"gateway-from-caller-{i + 1}", 200 + i, "Allow", cidr, str(args.gateway_port), "Tcp")
+                   for i, cidr in enumerate(args.gateway_callers)]
+        gpu_nsg, controller_nsg = private_nsg("gpu", []), private_nsg("controller", callers)
         jump_nsg = network.NetworkSecurityGroup(
             f"{name}-jump-nsg", resource_group_name=rg, location=loc, tags=tags, opts=child,
             security_rules=[_rule("ssh-from-operator", 100, "Allow", args.operator_cidr, "22", "Tcp"),

@@ -24,6 +24,7 @@ class VmSpec:
     custom_data: pulumi.Input[str] | None = None
     identity_id: pulumi.Input[str] | None = None
     public_ip_id: pulumi.Input[str] | None = None
+    backend_pool_id: pulumi.Input[str] | None = None  # a load balancer's pool the NIC joins (the gateway's)
     os_disk_sku: str = "StandardSSD_LRS"
     data_disks: list[compute.DataDiskArgs] = field(default_factory=list)
 
@@ -45,7 +46,9 @@ def make_vm(name: str, spec: VmSpec, resource_group_name: pulumi.Input[str], loc
         f"{name}-nic", resource_group_name=resource_group_name, location=location, tags=tags, opts=child,
         ip_configurations=[network.NetworkInterfaceIPConfigurationArgs(
             name="primary", subnet=network.SubnetArgs(id=spec.subnet_id), private_ip_allocation_method="Dynamic",
-            public_ip_address=network.PublicIPAddressArgs(id=spec.public_ip_id) if spec.public_ip_id else None)])
+            public_ip_address=network.PublicIPAddressArgs(id=spec.public_ip_id) if spec.public_ip_id else None,
+            load_balancer_backend_address_pools=[network.BackendAddressPoolArgs(id=spec.backend_pool_id)]
+            if spec.backend_pool_id is not None else None)])
     identity = compute.VirtualMachineIdentityArgs(
         type=compute.ResourceIdentityType.USER_ASSIGNED,
         user_assigned_identities=[spec.identity_id]) if spec.identity_id is not None else None

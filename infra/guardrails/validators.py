@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from typing import Any
 
 VM = "azure-native:compute:VirtualMachine"
 NIC = "azure-native:network:NetworkInterface"
 NSG = "azure-native:network:NetworkSecurityGroup"
 RULE = "azure-native:network:SecurityRule"
+LOAD_BALANCER = "azure-native:network:LoadBalancer"
 STORAGE = "azure-native:storage:StorageAccount"
 CONTAINER = "azure-native:storage:BlobContainer"
 GPU_SIZE_PREFIXES = ("Standard_NC", "Standard_ND", "Standard_NV")
 INTERNET = {"*", "internet", "0.0.0.0/0", "any", "::/0"}
 TAGGABLE = {VM, NIC, NSG, STORAGE, "azure-native:compute:Disk", "azure-native:network:VirtualNetwork",
-            "azure-native:network:PublicIPAddress", "azure-native:network:NatGateway",
+            "azure-native:network:PublicIPAddress", "azure-native:network:NatGateway", LOAD_BALANCER,
             "azure-native:keyvault:Vault", "azure-native:managedidentity:UserAssignedIdentity",
             "azure-native:resources:ResourceGroup", "azure-native:monitor:ActionGroup",
             "azure-native:monitor:ActivityLogAlert"}
@@ -103,6 +105,51 @@ def no_inbound_from_internet(kind: str, props: Props, cfg: GuardrailConfig) -> l
     return violations
 
 
+PUBLIC_GATEWAY_TAG = "spotkit-public-gateway"  # "true" only with the stack's gatewayPublic opt-in
+
+
+# Address space that never routes on the internet; everything else counts as public (documentation
+# ranges too, which Python's is_private calls private).
+_INTERNAL = tuple(ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                                          "127.0.0.0/8", "169.254.0.0/16", "fc00::/7", "fe80::/10"))
+
+
+def _public_source(prefix: object) -> bool:
+    try:
+        network = ip_network(str(prefix).strip(), strict=False)
+    except ValueError:
+        return False  # a service tag (VirtualNetwork, AzureLoadBalancer); "Internet" is no-inbound-from-internet's
+    return not any(network.version == n.version and network.subnet_of(n) for n in _INTERNAL)  # type: ignore[arg-type]
+
+
+def public_gateway_by_opt_in(kind: str, props: Props, cfg: GuardrailConfig) -> list[str]:
+    """A public address in front of anything, or a public network let in on a port other than SSH's,
+    only as the gateway's explicit opt-in — and a public gateway only over TLS."""
+    tags = props.get("tags") or {}
+    opted_in = str(tags.get(PUBLIC_GATEWAY_TAG, "")).lower() == "true"
+    violations = []
+    if kind == LOAD_BALANCER:
+        public = [f for f in props.get("frontendIPConfigurations") or [] if f.get("publicIPAddress")]
+        if public and not (opted_in and tags.get("spotkit-role") == "gateway"):
+            violations.append("load balancer has a public frontend without the gateway's opt-in; keep it internal, "
+                              "or set spotkit:gatewayPublic true (with TLS and spotkit:gatewayAllowedCidrs)")
+        elif public:
+            plain = [p.get("name", "?") for p in props.get("probes") or [] if str(p.get("protocol")) != "Https"]
+            if str(tags.get("spotkit-gateway-tls", "")).lower() != "true" or plain:
+                violations.append("public gateway without TLS (its health probes must be Https); set "
+                                  "spotkit:gatewayTlsCertificate")
+    for rule in _rules(kind, props):
+        if str(rule.get("direction", "")).lower() != "inbound" or str(rule.get("access", "")).lower() != "allow":
+            continue
+        sources = [rule.get("sourceAddressPrefix"), *(rule.get("sourceAddressPrefixes") or [])]
+        if str(rule.get("destinationPortRange")) != "22" and any(_public_source(s) for s in sources if s) \
+                and not opted_in:
+            violations.append(f"NSG rule {rule.get('name', '?')!r} admits a public network on port "
+                              f"{rule.get('destinationPortRange')!r} without the gateway's opt-in "
+                              "(spotkit:gatewayPublic true)")
+    return violations
+
+
 def storage_locked_down(kind: str, props: Props, cfg: GuardrailConfig) -> list[str]:
     violations = []
     if kind == STORAGE:
@@ -149,6 +196,8 @@ VALIDATORS: dict[str, tuple[str, Validator]] = {
     "spot-price-capped": ("Spot max price at most the configured cap", spot_price_capped),
     "no-public-ip-on-gpu-nodes": ("No public IP on GPU nodes", no_public_ip_on_gpu_nodes),
     "no-inbound-from-internet": ("No NSG rule allows inbound from the internet", no_inbound_from_internet),
+    "public-gateway-by-opt-in": ("A public endpoint only as the gateway's opt-in, over TLS",
+                                 public_gateway_by_opt_in),
     "storage-locked-down": ("Storage: no shared key, TLS >= 1.2, nothing public", storage_locked_down),
     "data-disks-persistent": ("GPU data disks survive eviction (deleteOption Detach)", data_disks_persistent),
     "required-tags": ("Resources carry environment and cost-center tags", required_tags),

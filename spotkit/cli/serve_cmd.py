@@ -26,9 +26,11 @@ from spotkit.cli.tables import print_table
               help="Largest upload of any key (a key's own limit may be lower).")
 @click.option("--spool-dir", type=click.Path(path_type=Path), help="Where uploads stream to (default: a "
               "folder in the system's temporary directory).")
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate "
-              "(PEM; on the controller VM, the Key Vault certificate).")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), envvar="SPOTKIT_GATEWAY_TLS_CERT",
+              help="Serve HTTPS with this certificate (PEM; on the controller VM, the Key Vault certificate "
+              "fetch-tls writes; env SPOTKIT_GATEWAY_TLS_CERT).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), envvar="SPOTKIT_GATEWAY_TLS_KEY",
+              help="The certificate's private key (PEM; may be the same file; env SPOTKIT_GATEWAY_TLS_KEY).")
 @click.pass_context
 @friendly_errors
 def serve(ctx: click.Context, host: str, port: int, wait_seconds: float, max_upload_mb: float,

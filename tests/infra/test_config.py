@@ -108,7 +108,8 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
                                         "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
                                         "apiWorkers", "apiBudgetUsd", "apiModel", "gatewayPort",
                                         "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
-                                        "segmentRetentionDays", "location"]),
+                                        "segmentRetentionDays", "location", "gatewayTlsCertificate",
+                                        "gatewayPublic", "gatewayAllowedCidrs"]),
                        st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
                            [float("inf"), float("nan"), 1e400, -0.0]) | st.text(max_size=20)
                        | st.lists(st.text(max_size=10), max_size=3)

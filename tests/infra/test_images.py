@@ -444,7 +444,7 @@ def test_fetch_secrets_keeps_the_last_file_when_key_vault_fails(fake_azure: str,
 
 # --- systemd units -----------------------------------------------------------------------------------------
 
-PROVIDED_ON_THE_VM = {"/opt/spotkit/venv/bin/spotkit", "/opt/spotkit/bin/fetch-secrets",
+PROVIDED_ON_THE_VM = {"/opt/spotkit/venv/bin/spotkit", "/opt/spotkit/bin/fetch-secrets", "/opt/spotkit/bin/fetch-tls",
                       "/opt/spotkit/bin/fetch-model", "/usr/bin/nvidia-modprobe"}
 
 

@@ -338,7 +338,17 @@ OTHER_VALUES: dict[str, Any] = {
     "vnetCidr": "10.50.0.0/16", "tags": {"environment": "prod", "cost-center": "x"},
     "azureOpenAiApiVersion": "2025-01-01-preview", "apiWorkers": 1, "apiBudgetUsd": 250, "apiModel": "whisper",
     "runbookBaseUrl": "https://wiki.example.com/spotkit/runbooks", "gatewayPort": 8443,
+    "gatewayTlsCertificate": "gateway-tls", "gatewayPublic": True, "gatewayAllowedCidrs": ["198.51.100.0/24"],
 }
+# Keys that mean something only beside others: compared against a stack that has those others already.
+BESIDE: dict[str, dict[str, Any]] = {
+    "gatewayTlsCertificate": {"gatewayPort": 8443},
+    "gatewayPublic": {"gatewayPort": 8443, "gatewayTlsCertificate": "gateway-tls"},
+    "gatewayAllowedCidrs": {"gatewayPort": 8443, "gatewayTlsCertificate": "gateway-tls", "gatewayPublic": True,
+                            "gatewayAllowedCidrs": ["203.0.113.0/24"]},
+}
+# What a key needs beside it to be valid at all (a public gateway names who may call it).
+WITH: dict[str, dict[str, Any]] = {"gatewayPublic": {"gatewayAllowedCidrs": ["203.0.113.0/24"]}}
 AOAI = {"azureOpenAiResourceId": AOAI_ID, "azureOpenAiEndpoint": "https://acme-openai.openai.azure.com"}
 
 
@@ -364,8 +374,10 @@ def test_the_keys_changed_are_every_key_the_stack_reads() -> None:
 def test_every_stack_key_acts(key: str) -> None:
     """No dead ends: changing any key changes what the stack declares (a resource, a property, a line of
     a node's or the controller's boot config). A key that changes nothing is validated and then ignored."""
-    changed = declared(parse_stack_config({**sample(), **AOAI, key: OTHER_VALUES[key]}))
-    assert changed != _base(), f"the stack key {key} changes nothing that is declared"
+    base = declared(parse_stack_config({**sample(), **AOAI, **BESIDE[key]})) if key in BESIDE else _base()
+    changed = declared(parse_stack_config({**sample(), **AOAI, **BESIDE.get(key, {}), key: OTHER_VALUES[key],
+                                           **WITH.get(key, {})}))
+    assert changed != base, f"the stack key {key} changes nothing that is declared"
 
 
 def test_every_secret_key_acts() -> None:

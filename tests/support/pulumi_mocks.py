@@ -49,6 +49,11 @@ class CapturingMocks(pulumi.runtime.Mocks):
                 for i in identity["userAssignedIdentities"]}}
         if args.typ == "azure-native:network:PublicIPAddress":
             outputs["ipAddress"] = "198.51.100.10"
+        if args.typ == "azure-native:network:LoadBalancer":  # a subnet frontend gets a Dynamic private address
+            outputs["frontendIPConfigurations"] = [
+                {**f, "id": f"{resource_id}/frontendIPConfigurations/{f.get('name')}",
+                 **({"privateIPAddress": "10.40.1.10"} if f.get("subnet") else {})}
+                for f in props.get("frontendIPConfigurations", [])]
         if args.typ == "azure-native:network:NetworkInterface":  # Azure assigns a Dynamic address: one per NIC
             nics = len([r for r in self.resources if r.type == args.typ])
             outputs["ipConfigurations"] = [{**config, "privateIPAddress": f"10.0.{nics}.4"}
