@@ -28,6 +28,7 @@ from runtime.store import open_store
 from runtime.store.base import ObjectStore
 from runtime.work import TaskOptions, TranscriptResult
 
+EXTRA_SHORT_PREEMPTS = 5  # at most this many more short notices, until one catches a batch in flight
 TOP_UP_BELOW = 40  # segments left undone under which a chaos run submits more while its plan is not through
 
 
@@ -130,7 +131,7 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
     done: dict[str, int] = {}
     fleet = Fleet(settings, [f"chaos-{i + 1}" for i in range(nodes)], restart_after=1.0, env=env).up()
     started = time.monotonic()
-    topped_up = 0
+    topped_up = extra_short = 0
     try:
         next_action = time.monotonic() + 1.5  # let the agents start
         while len(finished := done_segments(store)) < len(expected) or _outage_on(store):
@@ -144,6 +145,12 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"chaos run did not finish in {timeout} s: "
                                      f"{len(done_segments(store))}/{len(expected)} done")
+            if time.monotonic() >= next_action and not actions and extra_short < EXTRA_SHORT_PREEMPTS \
+                    and not caught_short(read_evictions(store)):
+                # No short notice has caught a batch yet (on a loaded machine a drain can notice late, after the
+                # batch ended): another, so the run exercises what it claims to.
+                actions.append("preempt:0.3")
+                extra_short += 1
             if time.monotonic() >= next_action and actions:
                 # Hit nodes that are past start-up, so most evictions land on a batch in flight.
                 running = [n.name for n in fleet.nodes.values() if n.state == "running"
@@ -194,6 +201,11 @@ def _act(action: str, fleet: Fleet, target: str, running: list[str], plan: Chaos
     elif kind == "resubmit":
         submit(rng.choice(media), queue, store, TaskOptions(model=settings.model), settings.segment_max_seconds)
     return True
+
+
+def caught_short(evictions: list[Any]) -> bool:
+    """Some Preempt with a notice shorter than the 1-second batch found one in flight: it was requeued."""
+    return any(r.notice_seconds < 1.0 and r.wasted_gpu_seconds > 0 for r in evictions)
 
 
 def done_segments(store: ObjectStore) -> set[str]:

@@ -46,7 +46,7 @@ def test_chaos_on_sqlite(tmp_path: Path) -> None:
 
     plan = ChaosPlan(restart_backend=restart_backend, store_outage=file_store_outage(settings.home / "store"),
                      shared_preempts=2, resubmits=3)
-    report = run_chaos(settings, media_variants(tmp_path, 10), plan)
+    report = run_chaos(settings, media_variants(tmp_path, 9), plan)
     assert_chaos_held(report)
     assert report.done_actions.get("outage") == 1
     with sqlite3.connect(settings.home / "queue.db") as conn:
@@ -66,7 +66,7 @@ def test_chaos_on_azurite(tmp_path: Path) -> None:
         service["azurite"] = service["azurite"].restart()
 
     try:
-        report = run_chaos(settings, media_variants(tmp_path, 10),
+        report = run_chaos(settings, media_variants(tmp_path, 9),
                            ChaosPlan(restart_backend=restart_backend, shared_preempts=2, resubmits=3), env=env)
     finally:
         service["azurite"].stop()
