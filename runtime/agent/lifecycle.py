@@ -14,6 +14,7 @@ which the watcher must have finished the drain sequence.
 from __future__ import annotations
 
 import threading
+import time
 
 
 class Lifecycle:
@@ -53,6 +54,13 @@ class Lifecycle:
     def mark_drained(self) -> None:
         with self._lock:
             self._drain = "drained"
+
+    def nap(self, seconds: float) -> None:
+        """Wait up to *seconds*, ending early on stop or when a drain begins (an idle agent's long
+        pause between receives must not delay either by more than a quarter second)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and not self.draining and (left := deadline - time.monotonic()) > 0:
+            self.stop.wait(min(left, 0.25))
 
     def finish_sequence(self) -> None:
         self.sequence_done.set()

@@ -49,6 +49,7 @@ log = logging.getLogger("spotkit.agent")
 progress = logging.getLogger("spotkit.progress")  # one line per batch, shown without -v (spotkit.cli)
 
 MAX_IDENTICAL_FAILURES = 10
+IDLE_POLL_SECONDS = 0.25  # the first pause after an empty receive; it doubles to idle_poll_max_seconds
 
 
 class Agent:
@@ -163,6 +164,7 @@ class Agent:
         handled again next time — so an outage burns no deliveries; after any other failure they are
         handed back. The agent gives up after `MAX_IDENTICAL_FAILURES` failures of one kind in a row."""
         idle_since: float | None = None
+        idle_wait = IDLE_POLL_SECONDS
         failures, last_kind = 0, ""
         stop = self.lifecycle.stop
         while not stop.is_set():
@@ -178,7 +180,7 @@ class Agent:
                 messages = carried or self.queue.receive(self.settings.batch_size, self.settings.lease_seconds,
                                                          on_poison=self.settler.record_poison)
                 if messages:
-                    idle_since = None
+                    idle_since, idle_wait = None, IDLE_POLL_SECONDS
                     self.lifecycle.report("working")
                     self._handle(messages)
                     self.flush()
@@ -189,7 +191,10 @@ class Agent:
                             and self.queue.approximate_count() == 0):
                         log.info("node=%s event=idle-exit", self.node)
                         return 0
-                    stop.wait(0.25)
+                    # Back off while nothing comes (never past the idle exit): fewer receives from idle nodes.
+                    left = self.settings.idle_seconds - (now - idle_since) if self.until_idle else idle_wait
+                    self.lifecycle.nap(max(min(idle_wait, left), IDLE_POLL_SECONDS))
+                    idle_wait = min(idle_wait * 2, self.settings.idle_poll_max_seconds)
                 failures, last_kind = 0, ""
             except SpotkitError as err:
                 self.metrics.errors.labels(self.node).inc()
