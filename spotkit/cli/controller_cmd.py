@@ -29,7 +29,7 @@ from spotkit.cli.tables import print_table
 from spotkit.controller.api_path import ApiPath, LocalApiWorkers
 from spotkit.controller.azure_slots import AzureSlots
 from spotkit.controller.backends import open_slots
-from spotkit.controller.compaction import DailyCompactor, MediaExpiry
+from spotkit.controller.compaction import DailyCompactor, media_expiry
 from spotkit.controller.eviction_alerts import EvictionAlerts
 from spotkit.controller.loop import Controller, ControllerSettings
 from spotkit.controller.measure import InputReader
@@ -119,7 +119,7 @@ def _build(settings: Settings, backend: str | None, subscription: str | None, re
                       eviction_alerts=EvictionAlerts(store, alerter, StormPolicy(
                           settings.eviction_storm_count, settings.eviction_storm_minutes * 60),
                           digest=settings.eviction_alerts == "digest"),
-                      daily=[DailyCompactor(store, time.time), MediaExpiry(store)] if daily else [])
+                      daily=[DailyCompactor(store, time.time), media_expiry(store)] if daily else [])
 
 
 @click.group()

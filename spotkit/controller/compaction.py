@@ -64,27 +64,15 @@ class DailyCompactor:
         return done
 
 
-@dataclass
-class MediaExpiry:
+def media_expiry(store: ObjectStore, background: bool = True) -> OncePerDay:
     """Applies the gateway keys' media retention once a day (`runtime.retention.expire_media`)."""
 
-    store: ObjectStore
-    background: bool = True
-    _runner: OncePerDay = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._runner = OncePerDay("expire-media", self._expire, self.background)
-
-    def tick(self, now: float) -> Actions:
-        return self._runner.tick(now)
-
-    def join(self, timeout: float | None = None) -> None:
-        self._runner.join(timeout)
-
-    def _expire(self, now: float) -> Actions:
+    def expire(now: float) -> Actions:
         done = []
-        for record in expire_media(self.store, now):
+        for record in expire_media(store, now):
             log.info("event=media-expired job=%s segments=%d kept=%d keys=%s", record.job, record.segments_deleted,
                      record.segments_kept, ",".join(record.key_ids))
             done.append({"action": "expire-media", "job": record.job, "segments": str(record.segments_deleted)})
         return done
+
+    return OncePerDay("expire-media", expire, background)

@@ -1,14 +1,25 @@
-"""The controller's daily compaction: the day before on each UTC day's first round, once, retried after
-a failure, never today; a missed day is caught up."""
+"""The controller's daily duties: compaction of the day before on each UTC day's first round, once,
+retried after a failure, never today, a missed day caught up; media retention applied once a day."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-from runtime.records import read_rollup, usage_prefix
+from runtime.agent.loop import Agent
+from runtime.config import load_settings
+from runtime.engines.revision import SIMULATED_REVISION
+from runtime.engines.simulated import SimulatedTranscriber
+from runtime.gateway.apikeys import create_key
+from runtime.jobs import load_manifest, submit
+from runtime.queue import open_queue
+from runtime.records import JobOwner, audio_key, dump, job_owner_key, read_rollup, usage_prefix
+from runtime.retention import DAY as RETENTION_DAY
+from runtime.store import open_store
 from runtime.store.file_store import FileStore
-from spotkit.controller.compaction import DailyCompactor
+from runtime.work import TaskOptions
+from spotkit.controller.compaction import DailyCompactor, media_expiry
+from tests.conftest import DEMO_SAMPLE
 from tests.runtime.test_usage_rollup import DAY, T0, flush, record
 
 NEXT_DAY = T0 + 86400 + 60
@@ -57,3 +68,22 @@ def test_in_the_background_a_round_does_not_wait(tmp_path: Path) -> None:
     assert compactor.tick(NEXT_DAY) == [{"action": "compact-usage", "started": "background"}]
     compactor.join(30)
     assert read_rollup(store, DAY) is not None
+
+
+def test_the_daily_media_expiry_deletes_what_retention_let_go(tmp_path: Path) -> None:
+    sim = load_settings(env={}, home=tmp_path / "home", transcriber="simulated", simulated_speed=500.0,
+                        idle_seconds=0.3, retry_seconds=0)
+    queue, store = open_queue(sim.queue), open_store(sim.store)
+    queue.ensure()
+    store.ensure()
+    key, _ = create_key(store, "team-a", media_retention_days=7)
+    job = submit(DEMO_SAMPLE, queue, store, TaskOptions(model=sim.model, revision=SIMULATED_REVISION), 30.0).job
+    store.put(job_owner_key(job, key.id), dump(JobOwner(job, key.id, T0, "fleet")))  # as the gateway marks it
+    engine = SimulatedTranscriber(sim.model, sim.simulated_speed)
+    assert Agent(sim, queue, store, lambda: engine, until_idle=True).run() == 0
+    duty = media_expiry(store, background=False)
+    assert duty.tick(T0 + 6 * RETENTION_DAY) == []  # not yet
+    duty = media_expiry(store, background=False)
+    assert duty.tick(T0 + 8 * RETENTION_DAY) == [{"action": "expire-media", "job": job, "segments": "2"}]
+    assert not any(store.exists(audio_key(r.id)) for r in load_manifest(store, job).segments)
+    assert duty.tick(T0 + 8 * RETENTION_DAY + 60) == []  # once a day

@@ -5,7 +5,6 @@ which the config demands whole and the policy pack checks on what is declared.""
 from __future__ import annotations
 
 import base64
-import copy
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from infra.config import StackConfigError, parse_stack_config
 from infra.guardrails.validators import check_all
 from tests.infra.test_config import sample
-from tests.infra.test_program import vms
+from tests.infra.test_program import _variant, vms
 from tests.support.pulumi_mocks import CapturingMocks, run_program
 
 LB_PATH = "/providers/Microsoft.Network/loadBalancers/spotkit-dev-gateway-lb"
@@ -97,15 +96,6 @@ def test_a_public_gateway_is_the_whole_opt_in_and_passes_the_policy_pack() -> No
     assert check_all(mocks.triples()).findings == []
 
 
-def _changed(mocks: CapturingMocks, suffix: str, match: str, change: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    triples = copy.deepcopy(mocks.triples())
-    targets = [t for t in triples if t[0].endswith(suffix) and match in t[1]]
-    assert targets
-    for _, _, props in targets:
-        change(props)
-    return triples
-
-
 def test_the_policy_pack_refuses_a_public_endpoint_without_the_opt_in() -> None:
     internal, _ = stack(**TLS)
     public, _ = stack(**PUBLIC)
@@ -124,7 +114,7 @@ def test_the_policy_pack_refuses_a_public_endpoint_without_the_opt_in() -> None:
              (public, "network:LoadBalancer", "gateway", drop_tls, "without TLS"),
              (internal, "network:NetworkSecurityGroup", "gpu", open_port, "admits a public network on port '8443'")]
     for mocks, suffix, match, change, words in cases:
-        findings = check_all(_changed(mocks, suffix, match, change)).findings
+        findings = check_all(_variant(mocks, suffix, match, change)).findings
         assert {f.policy for f in findings} == {"public-gateway-by-opt-in"}, findings
         assert all(words in f.message for f in findings), findings
 
