@@ -56,6 +56,8 @@ class StackConfig:
     alert_emails: tuple[str, ...] = ()
     spotkit_pip_spec: str = "spotkit[gpu]"
     segment_retention_days: int = 14
+    queue_shards: int = 1  # the work queue as N Azure queues (docs/scale.md): past ~460 nodes a queue
+    queue_pack: int = 1  # work items a message: queue operations per segment fall from 4.3 to under 1
     vnet_cidr: str = "10.40.0.0/16"
     translator_model: str = "Qwen/Qwen3-8B-AWQ"
     # Azure OpenAI as the metered API (Entra ID through the identities; no key): its resource id
@@ -193,6 +195,13 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
     if not 1 <= retention <= 3650:
         raise StackConfigError(f"{NAMESPACE}:segmentRetentionDays = {retention} must be 1..3650 "
                                f"{_fix('segmentRetentionDays', '14')}")
+    shards, pack = number("queueShards", 1, int), number("queuePack", 1, int)
+    if not 1 <= shards <= 64:
+        raise StackConfigError(f"{NAMESPACE}:queueShards = {shards} must be 1..64 (one Azure queue carries about "
+                               f"460 nodes unpacked; docs/scale.md) {_fix('queueShards', '4')}")
+    if not 1 <= pack <= 32:
+        raise StackConfigError(f"{NAMESPACE}:queuePack = {pack} must be 1..32 (work items a message) "
+                               f"{_fix('queuePack', '8')}")
     models = listing("models", ("large-v3",))
     if not models or any(not m.strip() for m in models):
         raise StackConfigError(f"{NAMESPACE}:models must name at least one model, the first is what nodes "
@@ -272,7 +281,7 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any] | None
         fallback_sizes=fallback, slot_count=slot_count, min_running=min_running,
         spot_price_cap_per_hour=max_price, data_disk_size_gb=disk_gb, data_disk_sku=disk_sku,
         models=models, translator_provider=translator, alert_emails=emails,
-        spotkit_pip_spec=pip_spec, segment_retention_days=retention,
+        spotkit_pip_spec=pip_spec, segment_retention_days=retention, queue_shards=shards, queue_pack=pack,
         vnet_cidr=str(vnet), translator_model=translator_model, azure_openai_resource_id=aoai_id,
         azure_openai_endpoint=aoai_endpoint.rstrip("/"), azure_openai_api_version=aoai_version,
         api_workers=api_workers, api_budget_usd=api_budget, api_model=api_model, runbook_base_url=runbooks,
@@ -306,7 +315,7 @@ def load_stack_config() -> StackConfig:
             "adminSshPublicKey", "operatorCidr", "tags", "namePrefix", "spotkitPipSpec",
             "segmentRetentionDays", "vnetCidr", "translatorModel", "azureOpenAiResourceId", "azureOpenAiEndpoint",
             "azureOpenAiApiVersion", "apiWorkers", "apiBudgetUsd", "apiModel", "runbookBaseUrl", "gatewayPort",
-            "gatewayTlsCertificate", "gatewayPublic", "gatewayAllowedCidrs")
+            "gatewayTlsCertificate", "gatewayPublic", "gatewayAllowedCidrs", "queueShards", "queuePack")
     raw: dict[str, Any] = {}
     for key in keys:
         listed = ("fallbackSizes", "models", "alertEmails", "tags", "gatewayAllowedCidrs")

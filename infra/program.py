@@ -39,7 +39,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
                                                gw.allowed_cidrs, gw.port))
     fleet_subnets: list[pulumi.Input[str]] = [net.gpu_subnet_id, net.controller_subnet_id]
     store = Storage(f"{prefix}-store", StorageArgs(group.name, loc, tags, fleet_subnets, cfg.operator_cidr,
-                                                   cfg.segment_retention_days, names.storage_account(prefix)))
+                                                   cfg.segment_retention_days, names.storage_account(prefix),
+                                                   cfg.queue_shards, cfg.queue_pack))
     vault_secrets = {SECRET_KEYS[key]: value for key, value in cfg.secrets.items()}
     vault = Secrets(f"{prefix}-secrets", SecretsArgs(group.name, loc, tags, client.tenant_id, fleet_subnets,
                                                      cfg.operator_cidr, names.key_vault(prefix), vault_secrets))

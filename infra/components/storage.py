@@ -25,6 +25,20 @@ class StorageArgs:
     operator_cidr: str
     segment_retention_days: int
     account_name: str  # logical name of the storage account (`infra.names.storage_account`)
+    queue_shards: int = 1  # > 1: the work queue is that many queues, QUEUE-s0…, as `?shards=N` opens them
+    queue_pack: int = 1  # > 1: up to that many work items a message (`?pack=K`; no resource of its own)
+
+
+def work_queue_names(shards: int) -> list[str]:
+    """The fleet's queues and their poison queues, named as `runtime.queue.sharded` opens `?shards=N`
+    (a test holds the two together), then the API path's pair."""
+    work = [QUEUE] if shards == 1 else [f"{QUEUE}-s{i}" for i in range(shards)]
+    return [n for q in work for n in (q, f"{q}-poison")] + [API_QUEUE, f"{API_QUEUE}-poison"]
+
+
+def work_queue_url(account: str, shards: int, pack: int) -> str:
+    options = "&".join(f"{k}={v}" for k, v in (("shards", shards), ("pack", pack)) if v > 1)
+    return f"azure-queue://{account}/{QUEUE}" + (f"?{options}" if options else "")
 
 
 def storage_ip_rule(cidr: str) -> str:
@@ -64,9 +78,12 @@ class Storage(pulumi.ComponentResource):
                                        for s in args.subnet_ids],
                 ip_rules=[storage.IPRuleArgs(i_p_address_or_range=storage_ip_rule(args.operator_cidr))]),
             opts=child)
+        # Retained on delete: a queueShards change declares other queues, and Pulumi must not delete the
+        # old ones with work still in them (drain them, then delete them by hand).
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         queues = [storage.Queue(f"{name}-{q}", account_name=account.name, resource_group_name=rg,
-                                queue_name=q, opts=child)
-                  for q in (QUEUE, f"{QUEUE}-poison", API_QUEUE, f"{API_QUEUE}-poison")]
+                                queue_name=q, opts=kept)
+                  for q in work_queue_names(args.queue_shards)]
         container = storage.BlobContainer(
             f"{name}-container", account_name=account.name, resource_group_name=rg,
             container_name=CONTAINER, public_access=storage.PublicAccess.NONE, opts=child)
@@ -81,7 +98,7 @@ class Storage(pulumi.ComponentResource):
             ]))
         self.account_name = account.name
         self.account_id = account.id
-        self.queue_url = account.name.apply(lambda n: f"azure-queue://{n}/{QUEUE}")
+        self.queue_url = account.name.apply(lambda n: work_queue_url(n, args.queue_shards, args.queue_pack))
         self.store_url = account.name.apply(lambda n: f"azure-blob://{n}/{CONTAINER}")
         self.queue_names = [q.name for q in queues]
         self.container_name = container.name

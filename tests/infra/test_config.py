@@ -61,6 +61,8 @@ def test_defaults_fill_what_is_optional() -> None:
     ({"apiWorkers": 2}, "apiWorkers", "needs a metered API"),
     ({"apiWorkers": 99}, "apiWorkers", "0..16"),
     ({"gatewayPort": 80}, "gatewayPort", "1024 to 65535"),
+    ({"queueShards": 0}, "queueShards", "1..64"), ({"queuePack": 33}, "queuePack", "1..32"),
+    ({"queueShards": "four"}, "queueShards", "not a int"),
     ({"gatewayPort": "https"}, "gatewayPort", "not a int"),
     ({"apiBudgetUsd": float("nan")}, "apiBudgetUsd", "not a float"),
     ({"apiBudgetUsd": -5}, "apiBudgetUsd", "0 or more"),
@@ -109,7 +111,7 @@ def test_every_derived_name_fits_with_pulumis_suffix() -> None:
                                         "apiWorkers", "apiBudgetUsd", "apiModel", "gatewayPort",
                                         "alertEmails", "operatorCidr", "tags", "namePrefix", "vnetCidr",
                                         "segmentRetentionDays", "location", "gatewayTlsCertificate",
-                                        "gatewayPublic", "gatewayAllowedCidrs"]),
+                                        "gatewayPublic", "gatewayAllowedCidrs", "queueShards", "queuePack"]),
                        st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
                            [float("inf"), float("nan"), 1e400, -0.0]) | st.text(max_size=20)
                        | st.lists(st.text(max_size=10), max_size=3)

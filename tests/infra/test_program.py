@@ -339,6 +339,7 @@ OTHER_VALUES: dict[str, Any] = {
     "azureOpenAiApiVersion": "2025-01-01-preview", "apiWorkers": 1, "apiBudgetUsd": 250, "apiModel": "whisper",
     "runbookBaseUrl": "https://wiki.example.com/spotkit/runbooks", "gatewayPort": 8443,
     "gatewayTlsCertificate": "gateway-tls", "gatewayPublic": True, "gatewayAllowedCidrs": ["198.51.100.0/24"],
+    "queueShards": 4, "queuePack": 8,
 }
 # Keys that mean something only beside others: compared against a stack that has those others already.
 BESIDE: dict[str, dict[str, Any]] = {
@@ -409,3 +410,23 @@ def test_the_runbook_base_reaches_every_alert() -> None:
     [alert] = [props for (kind, _), props in default.items() if kind.endswith("ActivityLogAlert")]
     assert "/docs/runbooks/eviction.md" in alert
     assert not any("SPOTKIT_RUNBOOK_BASE_URL" in props for props in default.values())
+
+
+def test_a_sharded_packed_queue_is_the_queues_the_runtime_opens() -> None:
+    """queueShards/queuePack: the stack declares exactly the queues the nodes' URL opens (and no unsharded
+    `work` nobody reads), and the nodes and the controller get that URL."""
+    from runtime.queue import open_queue
+    from runtime.queue.packed import PackedQueue
+    from runtime.queue.sharded import ShardedQueue
+
+    mocks, outputs = run_program(parse_stack_config({**sample(), "queueShards": 4, "queuePack": 8}))
+    declared_queues = sorted(q.props["queueName"] for q in mocks.of_type("storage:Queue"))
+    url = outputs["queue_url"]
+    assert url.endswith("/work?shards=4&pack=8")
+    connection = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/a;"
+    opened = open_queue(url, env={"AZURE_STORAGE_CONNECTION_STRING": connection})
+    assert isinstance(opened, PackedQueue) and isinstance(opened.inner, ShardedQueue)
+    names = [n for s in opened.inner.shards for n in (s.name, s.poison_queue().name)]
+    assert declared_queues == sorted([*names, "work-api", "work-api-poison"])
+    for vm in vms(mocks, "gpu-node") + vms(mocks, "controller"):
+        assert f"SPOTKIT_QUEUE={url}\n" in base64.b64decode(vm["osProfile"]["customData"]).decode()
