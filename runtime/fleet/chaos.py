@@ -132,6 +132,7 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
     fleet = Fleet(settings, [f"chaos-{i + 1}" for i in range(nodes)], restart_after=1.0, env=env).up()
     started = time.monotonic()
     topped_up = extra_short = 0
+    short_caught = False
     try:
         next_action = time.monotonic() + 1.5  # let the agents start
         while len(finished := done_segments(store)) < len(expected) or _outage_on(store):
@@ -145,12 +146,16 @@ def run_chaos(settings: Settings, media: list[Path], plan: ChaosPlan, env: dict[
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"chaos run did not finish in {timeout} s: "
                                      f"{len(done_segments(store))}/{len(expected)} done")
-            if time.monotonic() >= next_action and not actions and extra_short < EXTRA_SHORT_PREEMPTS \
-                    and not caught_short(read_evictions(store)):
-                # No short notice has caught a batch yet (on a loaded machine a drain can notice late, after the
-                # batch ended): another, so the run exercises what it claims to.
-                actions.append("preempt:0.3")
-                extra_short += 1
+            if time.monotonic() >= next_action and not actions and not short_caught \
+                    and extra_short < EXTRA_SHORT_PREEMPTS:
+                # Read once an interval, and never again once seen: the loop runs every 50 ms.
+                short_caught = caught_short(read_evictions(store))
+                if not short_caught:
+                    # No short notice has caught a batch yet (on a loaded machine a drain can notice late, after
+                    # the batch ended): another, so the run exercises what it claims to.
+                    actions.append("preempt:0.3")
+                    extra_short += 1
+                next_action = time.monotonic() + plan.interval
             if time.monotonic() >= next_action and actions:
                 # Hit nodes that are past start-up, so most evictions land on a batch in flight.
                 running = [n.name for n in fleet.nodes.values() if n.state == "running"
