@@ -10,7 +10,6 @@ import grp
 import ipaddress
 import json
 import os
-import shutil
 import ssl
 import stat
 import subprocess
@@ -29,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from infra.custom_data import render_controller_cloud_config
 from tests.cli.test_cli import spotkit
 from tests.cli.test_serve_cli import _free_port
-from tests.infra.test_images import FakeAzure, controller_config, env_file, fake_azure, parse, written
+from tests.infra.test_images import FakeAzure, controller_config, fake_azure, parse, run_boot_script
 from tests.support.processes import stop_process
 
 __all__ = ["fake_azure"]  # the Key Vault and IMDS stand-in, a fixture of the image tests
@@ -54,17 +53,11 @@ def self_signed() -> tuple[str, str]:
 
 
 def fetch_tls(base_url: str, out: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    assert shutil.which("curl") and shutil.which("python3"), "install curl and python3 to test fetch-tls"
     doc = parse(render_controller_cloud_config(controller_config(gateway_port=8443,
                                                                  gateway_tls_certificate="gateway-tls")))
-    script = tmp_path / "fetch-tls"
-    script.write_text(written(doc, "/opt/spotkit/bin/fetch-tls")["content"])
-    script.chmod(0o755)
-    env = {k: v for k, v in env_file(written(doc, "/etc/spotkit/controller.env")["content"]).items()
-           if k in ("KEY_VAULT_NAME", "AZURE_CLIENT_ID", "SPOTKIT_GATEWAY_TLS_SECRET")}
-    env |= {"PATH": os.environ["PATH"], "SPOTKIT_IMDS_ENDPOINT": base_url, "SPOTKIT_KEY_VAULT_URL": base_url,
-            "SPOTKIT_GATEWAY_TLS_CERT": str(out), "SPOTKIT_TLS_GROUP": grp.getgrgid(os.getgid()).gr_name}
-    return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_boot_script(doc, "fetch-tls", "/etc/spotkit/controller.env",
+                           ("KEY_VAULT_NAME", "AZURE_CLIENT_ID", "SPOTKIT_GATEWAY_TLS_SECRET"), base_url, tmp_path,
+                           SPOTKIT_GATEWAY_TLS_CERT=str(out), SPOTKIT_TLS_GROUP=grp.getgrgid(os.getgid()).gr_name)
 
 
 def test_fetch_tls_writes_the_certificate_and_keeps_it_through_a_bad_secret(fake_azure: str, tmp_path: Path) -> None:
@@ -85,11 +78,7 @@ def test_fetch_tls_writes_the_certificate_and_keeps_it_through_a_bad_secret(fake
 
 def test_nothing_configured_is_nothing_to_do(tmp_path: Path) -> None:
     doc = parse(render_controller_cloud_config(controller_config(gateway_port=8443)))
-    script = tmp_path / "fetch-tls"
-    script.write_text(written(doc, "/opt/spotkit/bin/fetch-tls")["content"])
-    script.chmod(0o755)
-    done = subprocess.run([str(script)], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = run_boot_script(doc, "fetch-tls", "/etc/spotkit/controller.env", (), "http://127.0.0.1:9", tmp_path)
     assert done.returncode == 0 and "no certificate configured" in done.stdout
 
 

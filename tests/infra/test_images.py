@@ -400,17 +400,24 @@ def fake_azure() -> Iterator[str]:
     server.server_close()
 
 
-def _fetch_secrets(base_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    assert shutil.which("curl") and shutil.which("python3"), "install curl and python3 to test fetch-secrets"
-    doc = parse(render("node"))
-    script = tmp_path / "fetch-secrets"
-    script.write_text(written(doc, "/opt/spotkit/bin/fetch-secrets")["content"])
+def run_boot_script(doc: dict[str, Any], name: str, env_path: str, keys: tuple[str, ...], base_url: str,
+                    tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run /opt/spotkit/bin/NAME as *doc* (a rendered cloud-config) writes it, with the *keys* of the
+    env file it writes at *env_path*, against the IMDS and Key Vault stand-in at *base_url*."""
+    assert shutil.which("curl") and shutil.which("python3"), f"install curl and python3 to test {name}"
+    script = tmp_path / name
+    script.write_text(written(doc, f"/opt/spotkit/bin/{name}")["content"])
     script.chmod(0o755)
-    env = {k: v for k, v in env_file(written(doc, "/etc/spotkit/agent.env")["content"]).items()
-           if k in ("KEY_VAULT_NAME", "KEY_VAULT_SECRETS", "AZURE_CLIENT_ID")}
+    env = {k: v for k, v in env_file(written(doc, env_path)["content"]).items() if k in keys}
     env |= {"PATH": os.environ["PATH"], "SPOTKIT_IMDS_ENDPOINT": base_url, "SPOTKIT_KEY_VAULT_URL": base_url,
-            "SPOTKIT_SECRETS_FILE": str(tmp_path / "etc" / "secrets.env")}
+            **extra}
     return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _fetch_secrets(base_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return run_boot_script(parse(render("node")), "fetch-secrets", "/etc/spotkit/agent.env",
+                           ("KEY_VAULT_NAME", "KEY_VAULT_SECRETS", "AZURE_CLIENT_ID"), base_url, tmp_path,
+                           SPOTKIT_SECRETS_FILE=str(tmp_path / "etc" / "secrets.env"))
 
 
 def test_fetch_secrets_writes_a_root_only_env_file(fake_azure: str, tmp_path: Path) -> None:
